@@ -1,0 +1,56 @@
+import type { Job } from 'bullmq';
+import type { ChildFailedEvent, FailureSource, ParentFailedEvent } from '../interfaces/failure-events.interface.js';
+
+/**
+ * One terminal failure of one job, classified. A job that is both a child and a parent
+ * (the middle of a cascade) carries both events.
+ */
+export interface FailureOccurrence {
+  /** `${queueName}:${jobId}:${finishedOn}`: every source and replica derives the same one. */
+  id: string;
+  queueName: string;
+  jobId: string;
+  source: FailureSource;
+  job?: Job;
+  parentFailed?: ParentFailedEvent;
+  childFailed?: ChildFailedEvent;
+}
+
+/** The occurrence without live objects: stored with its claims so another replica can run it. */
+export interface OccurrenceSnapshot {
+  parentFailed?: Omit<ParentFailedEvent, 'job'>;
+  childFailed?: Omit<ChildFailedEvent, 'job'>;
+}
+
+export function occurrenceId(queueName: string, jobId: string, finishedOn: number): string {
+  return `${queueName}:${jobId}:${finishedOn}`;
+}
+
+export function toSnapshot(occurrence: FailureOccurrence): string {
+  const strip = <T extends { job?: Job }>(event: T | undefined): Omit<T, 'job'> | undefined => {
+    if (!event) return undefined;
+    const { job: _job, ...rest } = event;
+    return rest;
+  };
+  const snapshot: OccurrenceSnapshot = {
+    parentFailed: strip(occurrence.parentFailed),
+    childFailed: strip(occurrence.childFailed),
+  };
+  return JSON.stringify(snapshot);
+}
+
+/** Rebuilds an occurrence from its snapshot; `job` is the job as it is now, if it still exists. */
+export function fromSnapshot(id: string, json: string, job: Job | undefined): FailureOccurrence | undefined {
+  const snapshot = JSON.parse(json) as OccurrenceSnapshot;
+  const first = snapshot.parentFailed ?? snapshot.childFailed;
+  if (!first) return undefined;
+  return {
+    id,
+    queueName: first.queueName,
+    jobId: first.jobId,
+    source: first.source,
+    job,
+    parentFailed: snapshot.parentFailed && { ...snapshot.parentFailed, job },
+    childFailed: snapshot.childFailed && { ...snapshot.childFailed, job },
+  };
+}

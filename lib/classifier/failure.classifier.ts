@@ -1,0 +1,124 @@
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobRef, RootCause } from '../interfaces/failure-events.interface.js';
+import { jobKey, parseDeferredFailure, parseJobKey, type ParsedJobKey } from '../redis/job-key.js';
+import type { FailureSignal } from '../sources/failure-signal.js';
+import { type FailureOccurrence, occurrenceId } from './failure-occurrence.js';
+import type { JobLoader } from './job-loader.js';
+import { parentPolicyOf } from './parent-policy.js';
+
+/** Deeper than any sane flow; stops a corrupt, cyclic chain of deferred failures. */
+const MAX_CASCADE_DEPTH = 64;
+
+/**
+ * Turns "job X of queue Q may have failed terminally" into occurrences: is the job a
+ * parent, a child, both or neither, and which leaf started the cascade.
+ */
+export class FailureClassifier {
+  constructor(
+    private readonly redis: Redis,
+    private readonly loader: JobLoader,
+    private readonly prefix: string,
+  ) {}
+
+  async classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
+    const loads = new Map<string, Promise<Job | undefined>>();
+    const load = (ref: ParsedJobKey): Promise<Job | undefined> => {
+      let pending = loads.get(ref.key);
+      if (!pending) {
+        pending = this.loader.load(ref.prefix, ref.queueName, ref.jobId);
+        loads.set(ref.key, pending);
+      }
+      return pending;
+    };
+    for (const signal of signals) {
+      if (signal.job) loads.set(jobKey(this.prefix, signal.queueName, signal.jobId), Promise.resolve(signal.job));
+    }
+    const occurrences = await Promise.all(signals.map((signal) => this.classifyOne(signal, load)));
+    return occurrences.filter((o): o is FailureOccurrence => o !== undefined);
+  }
+
+  private async classifyOne(
+    signal: FailureSignal,
+    load: (ref: ParsedJobKey) => Promise<Job | undefined>,
+  ): Promise<FailureOccurrence | undefined> {
+    const key = jobKey(this.prefix, signal.queueName, signal.jobId);
+    const job = await load({ prefix: this.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
+    // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
+    if (!job?.finishedOn || typeof job.failedReason !== 'string') return undefined;
+
+    const id = occurrenceId(signal.queueName, signal.jobId, job.finishedOn);
+    const base = {
+      id,
+      queueName: signal.queueName,
+      jobId: signal.jobId,
+      jobName: job.name,
+      job: signal.job ?? job,
+      failedReason: job.failedReason,
+      source: signal.source,
+    };
+    const occurrence: FailureOccurrence = {
+      id,
+      queueName: signal.queueName,
+      jobId: signal.jobId,
+      source: signal.source,
+      job: base.job,
+    };
+
+    const parentKey = job.parentKey ?? (job.parent?.id ? `${job.parent.queueKey}:${job.parent.id}` : undefined);
+    const parent = parentKey ? parseJobKey(parentKey) : undefined;
+    if (parent) {
+      occurrence.childFailed = {
+        ...base,
+        kind: 'child-failed',
+        stacktrace: job.stacktrace ?? undefined,
+        attemptsMade: job.attemptsMade,
+        parent: toRef(parent),
+        parentPolicy: parentPolicyOf(job),
+      };
+    }
+
+    const failedChild = parseDeferredFailure(job.deferredFailure);
+    if (failedChild || (await this.hadChildren(key))) {
+      occurrence.parentFailed = {
+        ...base,
+        kind: 'parent-failed',
+        causedByChild: failedChild !== undefined,
+        failedChild: failedChild && toRef(failedChild),
+        rootCause: failedChild && (await this.rootCause(failedChild, load)),
+      };
+    }
+    return occurrence;
+  }
+
+  /** BullMQ keeps a parent's bookkeeping under its key; any of it means the job had children. */
+  private async hadChildren(key: string): Promise<boolean> {
+    const found = await this.redis.exists(
+      `${key}:dependencies`,
+      `${key}:processed`,
+      `${key}:failed`,
+      `${key}:unsuccessful`,
+    );
+    return found > 0;
+  }
+
+  /** Walks down the deferred failures; each level only names its immediate child. */
+  private async rootCause(
+    child: ParsedJobKey,
+    load: (ref: ParsedJobKey) => Promise<Job | undefined>,
+  ): Promise<RootCause | undefined> {
+    let cause: RootCause | undefined;
+    let next: ParsedJobKey | undefined = child;
+    for (let depth = 0; next && depth < MAX_CASCADE_DEPTH; depth++) {
+      const job = await load(next);
+      if (!job) break;
+      cause = { ...toRef(next), failedReason: job.failedReason ?? '', stacktrace: job.stacktrace ?? undefined };
+      next = parseDeferredFailure(job.deferredFailure);
+    }
+    return cause;
+  }
+}
+
+function toRef({ queueName, jobId, key }: ParsedJobKey): JobRef {
+  return { queueName, jobId, key };
+}

@@ -1,0 +1,32 @@
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+/**
+ * Loads jobs as BullMQ `Job`s over the module's command connection. Loads issued in the
+ * same tick travel in one pipeline (the connection auto-pipelines).
+ */
+export class JobLoader {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(private readonly redis: Redis) {}
+
+  load(prefix: string, queueName: string, jobId: string): Promise<Job | undefined> {
+    return Job.fromId(this.queue(prefix, queueName), jobId);
+  }
+
+  /** A Queue object only to give loaded jobs a home; it shares the connection and never adds jobs. */
+  queue(prefix: string, queueName: string): Queue {
+    const key = `${prefix}:${queueName}`;
+    let queue = this.queues.get(key);
+    if (!queue) {
+      queue = new Queue(queueName, { connection: this.redis, prefix });
+      this.queues.set(key, queue);
+    }
+    return queue;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    this.queues.clear();
+  }
+}

@@ -1,0 +1,30 @@
+import type { FlowFailureEventKind } from '../interfaces/failure-events.interface.js';
+
+/** One decorator's arguments, validated. An absent field matches anything. */
+export interface HandlerFilter {
+  queueNames?: ReadonlySet<string>;
+  jobNames?: ReadonlySet<string>;
+  /** Parent handlers only. */
+  causedByChild?: boolean;
+  /** Child handlers only. */
+  parentQueueNames?: ReadonlySet<string>;
+}
+
+/** What a filter is compared with: the facts of one event. */
+export interface FilterSubject {
+  kind: FlowFailureEventKind;
+  queueName: string;
+  jobName?: string;
+  causedByChild?: boolean;
+  parentQueueName?: string;
+}
+
+export function filterMatches(filter: HandlerFilter, subject: FilterSubject): boolean {
+  return (
+    (!filter.queueNames || filter.queueNames.has(subject.queueName)) &&
+    (!filter.jobNames || (subject.jobName !== undefined && filter.jobNames.has(subject.jobName))) &&
+    (filter.causedByChild === undefined || filter.causedByChild === subject.causedByChild) &&
+    (!filter.parentQueueNames ||
+      (subject.parentQueueName !== undefined && filter.parentQueueNames.has(subject.parentQueueName)))
+  );
+}

@@ -1,0 +1,115 @@
+/**
+ * The Lua behind every claim. A handler runs for an occurrence only after `claim` gave
+ * it the claim, and only `settle` ends one, so every path (worker, stream, sweep,
+ * expired lease, replay, another replica) meets the same atomic checks.
+ *
+ * Occurrence hash fields: `e` = snapshot; `h:<handler>` = `run|<owner>|<attempt>`,
+ * `done` or `dead|<attempts>`. The leases ZSET holds `<handler>|<occurrence>` -> deadline
+ * for every claim that is not settled. Time is Redis's, so replicas' clocks do not matter.
+ */
+
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/**
+ * KEYS: occurrence, leases. ARGV: occurrenceId, owner, leaseMs, ttlMs, snapshot, revive, handler...
+ * Takes every handler that is unclaimed or whose lease has expired (and, with revive,
+ * every dead one). Returns a flat list: handler, attempt, handler, attempt, ...
+ */
+export const CLAIM = `${NOW}
+local occ, leases = KEYS[1], KEYS[2]
+local created = redis.call('HSETNX', occ, 'e', ARGV[5]) == 1
+local out = {}
+for i = 7, #ARGV do
+  local field = 'h:' .. ARGV[i]
+  local member = ARGV[i] .. '|' .. ARGV[1]
+  local state = redis.call('HGET', occ, field)
+  local attempts
+  if not state then
+    attempts = 0
+  elseif string.sub(state, 1, 4) == 'run|' then
+    local deadline = redis.call('ZSCORE', leases, member)
+    if not deadline or tonumber(deadline) <= now then
+      attempts = tonumber(string.match(state, '|(%d+)$')) or 0
+    end
+  elseif ARGV[6] == '1' and string.sub(state, 1, 5) == 'dead|' then
+    attempts = tonumber(string.sub(state, 6)) or 0
+  end
+  if attempts then
+    attempts = attempts + 1
+    redis.call('HSET', occ, field, 'run|' .. ARGV[2] .. '|' .. attempts)
+    redis.call('ZADD', leases, now + tonumber(ARGV[3]), member)
+    out[#out + 1] = ARGV[i]
+    out[#out + 1] = attempts
+  end
+end
+if created or #out > 0 then
+  redis.call('PEXPIRE', occ, ARGV[4])
+end
+return out
+`;
+
+/**
+ * KEYS: occurrence, leases, deadLetters. ARGV: handler, occurrenceId, owner, outcome, value.
+ * outcome 'done' (value = ttlMs), 'retry' (value = next attempt), 'dead' (value = record JSON).
+ * Returns 0 when the caller no longer holds the claim (its lease expired and another took it).
+ */
+export const SETTLE = `
+local occ, leases, dead = KEYS[1], KEYS[2], KEYS[3]
+local field = 'h:' .. ARGV[1]
+local member = ARGV[1] .. '|' .. ARGV[2]
+local held = 'run|' .. ARGV[3] .. '|'
+local state = redis.call('HGET', occ, field)
+if not state or string.sub(state, 1, #held) ~= held then
+  return 0
+end
+local outcome = ARGV[4]
+if outcome == 'done' then
+  redis.call('HSET', occ, field, 'done')
+  redis.call('ZREM', leases, member)
+  redis.call('HDEL', dead, member)
+  redis.call('PEXPIRE', occ, ARGV[5])
+elseif outcome == 'retry' then
+  redis.call('HSET', occ, field, held .. ARGV[5])
+else
+  redis.call('HSET', occ, field, 'dead|' .. string.sub(state, #held + 1))
+  redis.call('ZREM', leases, member)
+  redis.call('HSET', dead, member, ARGV[5])
+  -- The snapshot lives as long as its dead letter: replay needs it.
+  redis.call('PERSIST', occ)
+end
+return 1
+`;
+
+/**
+ * KEYS: leases, occurrence... ARGV: owner, leaseMs, mode, then handler and occurrenceId for
+ * each occurrence key. mode 'renew' pushes the deadlines of claims still held by owner to
+ * now + leaseMs (never earlier); 'release' sets them to now, so any replica may take them
+ * at once. Returns the 1-based positions of the claims the owner no longer holds.
+ */
+export const LEASE = `${NOW}
+local held = 'run|' .. ARGV[1] .. '|'
+local lost = {}
+for i = 2, #KEYS do
+  local handler = ARGV[2 * i]
+  local member = handler .. '|' .. ARGV[2 * i + 1]
+  local state = redis.call('HGET', KEYS[i], 'h:' .. handler)
+  if state and string.sub(state, 1, #held) == held then
+    if ARGV[3] == 'renew' then
+      redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[2]), member)
+    else
+      redis.call('ZADD', KEYS[1], 'XX', now, member)
+    end
+  else
+    lost[#lost + 1] = i - 1
+  end
+end
+return lost
+`;
+
+/** KEYS: leases. ARGV: limit. Members whose lease has expired, oldest first. */
+export const EXPIRED = `${NOW}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+`;

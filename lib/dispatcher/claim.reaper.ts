@@ -1,0 +1,53 @@
+import { Logger } from '@nestjs/common';
+import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
+import type { ClaimStore, HeldClaim } from './claim.store.js';
+import type { FailureDispatcher } from './failure.dispatcher.js';
+
+const BATCH = 200;
+
+/**
+ * Crash recovery for claims: a claim whose holder stopped renewing it (the process died
+ * mid-run or while backing off) is rebuilt from the occurrence's snapshot and dispatched
+ * again, through the same claim script as every first delivery.
+ */
+export class ClaimReaper {
+  private readonly logger = new Logger('FlowFailureModule');
+  private timer?: NodeJS.Timeout;
+  private reaping?: Promise<void>;
+
+  constructor(
+    private readonly claims: ClaimStore,
+    private readonly dispatcher: FailureDispatcher,
+    private readonly rebuild: (occurrenceId: string, snapshot: string) => Promise<FailureOccurrence | undefined>,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.reaping ??= this.reap()
+        .catch((error: unknown) => this.logger.warn(`Taking over expired claims failed: ${String(error)}`))
+        .finally(() => (this.reaping = undefined));
+    }, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.reaping;
+  }
+
+  private async reap(): Promise<void> {
+    const expired = await this.claims.expired(BATCH);
+    const byOccurrence = new Map<string, HeldClaim[]>();
+    for (const claim of expired) {
+      byOccurrence.set(claim.occurrenceId, [...(byOccurrence.get(claim.occurrenceId) ?? []), claim]);
+    }
+    const occurrences: FailureOccurrence[] = [];
+    for (const [occurrenceId, claims] of byOccurrence) {
+      const snapshot = await this.claims.snapshot(occurrenceId);
+      const occurrence = snapshot && (await this.rebuild(occurrenceId, snapshot));
+      if (occurrence) occurrences.push(occurrence);
+      else await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
+    }
+    if (occurrences.length > 0) await this.dispatcher.dispatch(occurrences);
+  }
+}

@@ -1,0 +1,123 @@
+import type { Redis } from 'ioredis';
+import { ModuleKeys, claimMember, parseClaimMember } from '../redis/module-keys.js';
+import { CLAIM, EXPIRED, LEASE, SETTLE } from './claim-scripts.js';
+
+/** A claim this process holds: one handler for one occurrence. */
+export interface HeldClaim {
+  handlerKey: string;
+  occurrenceId: string;
+}
+
+export interface GrantedClaim extends HeldClaim {
+  /** 1 for the first run; counts runs started, including ones whose process died. */
+  attempt: number;
+}
+
+export type SettleOutcome =
+  | { outcome: 'done' }
+  | { outcome: 'retry'; nextAttempt: number }
+  | { outcome: 'dead'; record: string };
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+/** The one Redis claim-and-mark mechanism; see claim-scripts.ts for the rules. */
+export class ClaimStore {
+  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffLease' | 'ffExpired', ScriptFn>;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly keys: ModuleKeys,
+    /** Unique to this process: claims name their holder. */
+    readonly owner: string,
+    private readonly leaseMs: number,
+    private readonly dedupTtlMs: number,
+  ) {
+    redis.defineCommand('ffClaim', { numberOfKeys: 2, lua: CLAIM });
+    redis.defineCommand('ffSettle', { numberOfKeys: 3, lua: SETTLE });
+    redis.defineCommand('ffLease', { lua: LEASE });
+    redis.defineCommand('ffExpired', { numberOfKeys: 1, lua: EXPIRED });
+    const commands = redis as unknown as Record<string, ScriptFn>;
+    const bind = (name: string): ScriptFn => (...args) => commands[name].apply(redis, args);
+    this.scripts = {
+      ffClaim: bind('ffClaim'),
+      ffSettle: bind('ffSettle'),
+      ffLease: bind('ffLease'),
+      ffExpired: bind('ffExpired'),
+    };
+  }
+
+  /**
+   * Records the occurrence (idempotent) and takes the claims that are free. An occurrence
+   * with no handlers is still recorded, for `markerTtlMs`, so the sweep knows it was seen.
+   */
+  async claim(
+    occurrenceId: string,
+    snapshot: string,
+    handlerKeys: readonly string[],
+    options: { revive?: boolean; markerTtlMs: number },
+  ): Promise<GrantedClaim[]> {
+    const ttl = handlerKeys.length > 0 ? this.dedupTtlMs : options.markerTtlMs;
+    const reply = (await this.scripts.ffClaim(
+      this.keys.occurrence(occurrenceId),
+      this.keys.leases,
+      occurrenceId,
+      this.owner,
+      this.leaseMs,
+      ttl,
+      snapshot,
+      options.revive ? '1' : '0',
+      ...handlerKeys,
+    )) as (string | number)[];
+    const granted: GrantedClaim[] = [];
+    for (let i = 0; i < reply.length; i += 2) {
+      granted.push({ handlerKey: String(reply[i]), occurrenceId, attempt: Number(reply[i + 1]) });
+    }
+    return granted;
+  }
+
+  /** @returns false when the claim was no longer ours. */
+  async settle(claim: HeldClaim, settlement: SettleOutcome): Promise<boolean> {
+    const value =
+      settlement.outcome === 'done'
+        ? this.dedupTtlMs
+        : settlement.outcome === 'retry'
+          ? settlement.nextAttempt
+          : settlement.record;
+    const reply = await this.scripts.ffSettle(
+      this.keys.occurrence(claim.occurrenceId),
+      this.keys.leases,
+      this.keys.deadLetters,
+      claim.handlerKey,
+      claim.occurrenceId,
+      this.owner,
+      settlement.outcome,
+      value,
+    );
+    return reply === 1;
+  }
+
+  /** Extends ('renew') or gives back ('release') claims in one round trip; returns those no longer ours. */
+  async lease(claims: readonly HeldClaim[], mode: 'renew' | 'release'): Promise<HeldClaim[]> {
+    if (claims.length === 0) return [];
+    const keys = [this.keys.leases, ...claims.map((c) => this.keys.occurrence(c.occurrenceId))];
+    const args = claims.flatMap((c) => [c.handlerKey, c.occurrenceId]);
+    const lost = (await this.scripts.ffLease(keys.length, ...keys, this.owner, this.leaseMs, mode, ...args)) as number[];
+    return lost.map((position) => claims[position - 1]);
+  }
+
+  /** Claims whose holder stopped renewing them. */
+  async expired(limit: number): Promise<HeldClaim[]> {
+    const members = (await this.scripts.ffExpired(this.keys.leases, limit)) as string[];
+    return members.map(parseClaimMember).filter((m): m is HeldClaim => m !== undefined);
+  }
+
+  /** The stored snapshot of an occurrence, if it is still remembered. */
+  async snapshot(occurrenceId: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys.occurrence(occurrenceId), 'e')) ?? undefined;
+  }
+
+  /** Forgets a lease whose occurrence has expired; nothing could run it any more. */
+  async dropLease(claim: HeldClaim): Promise<void> {
+    await this.redis.zrem(this.keys.leases, claimMember(claim.handlerKey, claim.occurrenceId));
+  }
+}

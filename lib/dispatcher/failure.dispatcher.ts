@@ -1,0 +1,256 @@
+import { Logger } from '@nestjs/common';
+import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
+import { toSnapshot } from '../classifier/failure-occurrence.js';
+import type { HandlerBinding, HandlerRegistry } from '../discovery/handler.registry.js';
+import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
+import { claimMember } from '../redis/module-keys.js';
+import type { ClaimStore, GrantedClaim, HeldClaim } from './claim.store.js';
+import type { DeadLetter } from './dead-letter.js';
+
+export interface DispatcherOptions {
+  handlerAttempts: number;
+  handlerBackoffMs: number;
+  concurrency: number;
+  leaseMs: number;
+  /** How long an occurrence no handler wanted is remembered, so the sweep does not load it again. */
+  markerTtlMs: number;
+}
+
+interface Run extends GrantedClaim {
+  binding: HandlerBinding;
+  event: FlowFailureEvent;
+  /** Replays run once; normal runs may retry up to handlerAttempts. */
+  maxAttempt: number;
+  done?: (result: RunResult) => void;
+}
+
+export interface RunResult {
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * Runs each matching handler once per occurrence: claim, run, mark done; on a throw,
+ * back off and run again while still holding the claim; in the end, a dead letter.
+ * A handler never sees the job's Worker: runs are queued here and awaited by no source.
+ */
+export class FailureDispatcher {
+  private readonly logger = new Logger('FlowFailureModule');
+  private readonly queued: Run[] = [];
+  private readonly held = new Map<string, Run>();
+  private readonly backoffTimers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly renewTimer: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly claims: ClaimStore,
+    private readonly registry: HandlerRegistry,
+    private readonly options: DispatcherOptions,
+  ) {
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(50, Math.floor(options.leaseMs / 3)));
+  }
+
+  /** Runs still to start or in flight here; sources use it to hold back when the app is saturated. */
+  get backlog(): number {
+    return this.queued.length + this.running.size;
+  }
+
+  /** Claims what is free for these occurrences and queues the runs. Resolves once the claims are recorded. */
+  async dispatch(occurrences: readonly FailureOccurrence[]): Promise<void> {
+    if (this.stopped) return;
+    await Promise.all(occurrences.map((occurrence) => this.dispatchOne(occurrence)));
+  }
+
+  /** Runs a dead letter's handler once more; a success clears the dead letter. */
+  async replay(occurrence: FailureOccurrence, handlerKey: string): Promise<RunResult> {
+    const target = this.matches(occurrence).find((m) => m.binding.key === handlerKey);
+    if (!target) {
+      return { ok: false, error: `handler ${handlerKey} is not declared in this app, or no longer matches` };
+    }
+    const granted = await this.claims.claim(occurrence.id, toSnapshot(occurrence), [handlerKey], {
+      revive: true,
+      markerTtlMs: this.options.markerTtlMs,
+    });
+    if (granted.length === 0) return { ok: false, error: 'not a dead letter any more, or being run elsewhere' };
+    return new Promise<RunResult>((resolve) => {
+      this.enqueue({ ...granted[0], ...target, maxAttempt: granted[0].attempt, done: resolve });
+    });
+  }
+
+  /** Stops taking work, waits up to timeoutMs for runs in flight, then hands every unfinished claim back. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.renewTimer);
+    for (const timer of this.backoffTimers.values()) clearTimeout(timer);
+    this.backoffTimers.clear();
+    this.queued.length = 0;
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise<void>((resolve) => (timeout = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timeout);
+    const unfinished = [...this.held.values()];
+    this.held.clear();
+    if (unfinished.length > 0) {
+      await this.claims.lease(unfinished, 'release').catch((error: unknown) => {
+        this.logger.warn(`Could not hand back ${unfinished.length} claims; they expire after the lease: ${message(error)}`);
+      });
+    }
+  }
+
+  private async dispatchOne(occurrence: FailureOccurrence): Promise<void> {
+    // A claim this process already holds is running or waiting here; claiming it again would run it twice.
+    const matches = this.matches(occurrence).filter((m) => !this.held.has(claimMember(m.binding.key, occurrence.id)));
+    const granted = await this.claims.claim(
+      occurrence.id,
+      toSnapshot(occurrence),
+      matches.map((m) => m.binding.key),
+      { markerTtlMs: this.options.markerTtlMs },
+    );
+    for (const claim of granted) {
+      const match = matches.find((m) => m.binding.key === claim.handlerKey);
+      if (match) this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
+    }
+  }
+
+  private matches(occurrence: FailureOccurrence): { binding: HandlerBinding; event: FlowFailureEvent }[] {
+    const found: { binding: HandlerBinding; event: FlowFailureEvent }[] = [];
+    const parent = occurrence.parentFailed;
+    if (parent) {
+      const subject = { kind: parent.kind, queueName: parent.queueName, jobName: parent.jobName, causedByChild: parent.causedByChild };
+      for (const binding of this.registry.match(subject)) found.push({ binding, event: parent });
+    }
+    const child = occurrence.childFailed;
+    if (child) {
+      const subject = { kind: child.kind, queueName: child.queueName, jobName: child.jobName, parentQueueName: child.parent.queueName };
+      for (const binding of this.registry.match(subject)) found.push({ binding, event: child });
+    }
+    return found;
+  }
+
+  private enqueue(run: Run): void {
+    if (this.stopped) return;
+    this.held.set(claimMember(run.handlerKey, run.occurrenceId), run);
+    this.queued.push(run);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running.size < this.options.concurrency && this.queued.length > 0) {
+      const run = this.queued.shift() as Run;
+      const execution = this.execute(run).finally(() => {
+        this.running.delete(execution);
+        this.pump();
+      });
+      this.running.add(execution);
+    }
+  }
+
+  private async execute(run: Run): Promise<void> {
+    const member = claimMember(run.handlerKey, run.occurrenceId);
+    if (run.attempt > run.maxAttempt) {
+      // The process that held the last allowed attempt died during it.
+      await this.bury(run, 'the process running this handler stopped before it finished');
+      return;
+    }
+    let failure: unknown;
+    try {
+      await run.binding.invoke(run.event);
+    } catch (error) {
+      failure = error ?? new Error('handler threw a nullish value');
+    }
+    try {
+      if (failure === undefined) {
+        this.held.delete(member);
+        if (!(await this.claims.settle(run, { outcome: 'done' }))) this.warnLost(run);
+        run.done?.({ ok: true });
+      } else if (run.attempt >= run.maxAttempt) {
+        await this.bury(run, message(failure), failure);
+      } else {
+        await this.retryLater(run, failure);
+      }
+    } catch (error) {
+      // Redis failed us while settling: keep nothing; the lease expires and another run settles it.
+      this.held.delete(member);
+      this.logger.warn(`Could not record the outcome of ${run.binding.name} for ${run.occurrenceId}: ${message(error)}`);
+      run.done?.({ ok: false, error: message(error) });
+    }
+  }
+
+  private async retryLater(run: Run, failure: unknown): Promise<void> {
+    const delay = this.options.handlerBackoffMs * 2 ** (run.attempt - 1);
+    const next = run.attempt + 1;
+    this.logger.warn(
+      `${run.binding.name} threw for occurrence ${run.occurrenceId} (attempt ${run.attempt}/${run.maxAttempt}): ` +
+        `${message(failure)}; trying again in ${delay} ms`,
+    );
+    if (!(await this.claims.settle(run, { outcome: 'retry', nextAttempt: next }))) {
+      this.held.delete(claimMember(run.handlerKey, run.occurrenceId));
+      this.warnLost(run);
+      return;
+    }
+    const member = claimMember(run.handlerKey, run.occurrenceId);
+    if (this.stopped) return; // stop() hands the claim back; another instance retries it
+    const timer = setTimeout(() => {
+      this.backoffTimers.delete(member);
+      this.queued.push({ ...run, attempt: next });
+      this.pump();
+    }, delay);
+    this.backoffTimers.set(member, timer);
+  }
+
+  private async bury(run: Run, lastError: string, failure?: unknown): Promise<void> {
+    const member = claimMember(run.handlerKey, run.occurrenceId);
+    this.held.delete(member);
+    const record: DeadLetter = {
+      id: member,
+      occurrenceId: run.occurrenceId,
+      kind: run.binding.kind,
+      handler: run.binding.name,
+      queueName: run.event.queueName,
+      jobId: run.event.jobId,
+      lastError,
+      attempts: run.attempt,
+      failedAt: Date.now(),
+    };
+    this.logger.error(
+      `${run.binding.name} failed for occurrence ${run.occurrenceId} after ${run.attempt} attempts; kept as dead letter ${member}: ${lastError}`,
+      failure instanceof Error ? failure.stack : undefined,
+    );
+    if (!(await this.claims.settle(run, { outcome: 'dead', record: JSON.stringify(record) }))) this.warnLost(run);
+    run.done?.({ ok: false, error: lastError });
+  }
+
+  private async renew(): Promise<void> {
+    const held = [...this.held.values()];
+    if (held.length === 0) return;
+    try {
+      const lost = await this.claims.lease(held, 'renew');
+      for (const claim of lost) this.forget(claim);
+    } catch (error) {
+      this.logger.warn(`Could not renew ${held.length} claims: ${message(error)}`);
+    }
+  }
+
+  /** Another replica took a claim whose lease we failed to renew: it runs there now. */
+  private forget(claim: HeldClaim): void {
+    const member = claimMember(claim.handlerKey, claim.occurrenceId);
+    const run = this.held.get(member);
+    this.held.delete(member);
+    clearTimeout(this.backoffTimers.get(member));
+    this.backoffTimers.delete(member);
+    const index = this.queued.findIndex((r) => claimMember(r.handlerKey, r.occurrenceId) === member);
+    if (index >= 0) this.queued.splice(index, 1);
+    if (run) this.warnLost(run);
+  }
+
+  private warnLost(run: Run): void {
+    this.logger.warn(`Lost the claim of ${run.binding.name} for ${run.occurrenceId} (lease expired); another instance owns it now`);
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,2 @@
+export * from './flow-failure-config.error.js';
+export * from './redis-unreachable.error.js';

@@ -1,0 +1,86 @@
+import type { ConnectionOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DEFAULTS } from './flow-failure.constants.js';
+import { FlowFailureConfigError } from './errors/flow-failure-config.error.js';
+import type { FlowFailureModuleOptions } from './interfaces/flow-failure-options.interface.js';
+
+/** The options with every default filled in. */
+export interface FlowFailureConfig {
+  connection: ConnectionOptions | Redis;
+  prefix: string;
+  queues: string[];
+  consumerGroup: string;
+  handlerAttempts: number;
+  handlerBackoffMs: number;
+  dedupTtlMs: number;
+  leaseMs: number;
+  sweepIntervalMs: number;
+  concurrency: number;
+  shutdownTimeoutMs: number;
+}
+
+/** What `BullModule.forRoot()` was given, when the app has it. */
+export interface BullSharedConfig {
+  connection?: ConnectionOptions | Redis;
+  prefix?: string;
+}
+
+const KNOWN_OPTIONS: readonly (keyof FlowFailureModuleOptions)[] = [
+  'connection',
+  'prefix',
+  'queues',
+  'consumerGroup',
+  'handlerAttempts',
+  'handlerBackoffMs',
+  'dedupTtlMs',
+  'leaseMs',
+  'sweepIntervalMs',
+  'concurrency',
+  'shutdownTimeoutMs',
+];
+
+/** @throws FlowFailureConfigError naming the option that is wrong */
+export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: BullSharedConfig): FlowFailureConfig {
+  const fail = (problem: string): never => {
+    throw new FlowFailureConfigError(`FlowFailureModule.forRoot(): ${problem}`);
+  };
+  if (typeof options !== 'object' || options === null) fail('options must be an object');
+  const unknown = Object.keys(options).filter((key) => !(KNOWN_OPTIONS as readonly string[]).includes(key));
+  if (unknown.length > 0) fail(`unknown option ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${KNOWN_OPTIONS.join(', ')})`);
+
+  const text = (name: string, value: unknown, fallback: string): string => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string' || value.trim() === '') fail(`${name} must be a non-empty string`);
+    return value as string;
+  };
+  const number = (name: keyof FlowFailureModuleOptions, min: number): number => {
+    const value = options[name] ?? DEFAULTS[name as keyof typeof DEFAULTS];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+      fail(`${name} must be a whole number of at least ${min}, got ${String(value)}`);
+    }
+    return value as number;
+  };
+  const queues = options.queues ?? [];
+  if (!Array.isArray(queues)) fail('queues must be an array of queue names');
+  for (const queue of queues) {
+    if (typeof queue !== 'string' || queue.trim() === '' || queue.includes(':')) {
+      fail(`queues: ${JSON.stringify(queue)} is not a queue name (a non-empty string without ':')`);
+    }
+  }
+  const group = text('consumerGroup', options.consumerGroup, DEFAULTS.consumerGroup);
+  if (group.includes('|')) fail(`consumerGroup must not contain '|'`);
+
+  return {
+    connection: options.connection ?? bull?.connection ?? { host: DEFAULTS.host, port: DEFAULTS.port },
+    prefix: text('prefix', options.prefix, bull?.prefix ?? DEFAULTS.prefix),
+    queues: [...new Set(queues)],
+    consumerGroup: group,
+    handlerAttempts: number('handlerAttempts', 1),
+    handlerBackoffMs: number('handlerBackoffMs', 0),
+    dedupTtlMs: number('dedupTtlMs', 1000),
+    leaseMs: number('leaseMs', 1000),
+    sweepIntervalMs: number('sweepIntervalMs', 0),
+    concurrency: number('concurrency', 1),
+    shutdownTimeoutMs: number('shutdownTimeoutMs', 0),
+  };
+}

@@ -1,0 +1,22 @@
+export { FlowFailureModule } from './flow-failure.module.js';
+export { FlowFailureService, type ReplayResult } from './service/flow-failure.service.js';
+export { OnParentFailed } from './decorators/on-parent-failed.decorator.js';
+export { OnChildFailed } from './decorators/on-child-failed.decorator.js';
+export type { DeadLetter } from './dispatcher/dead-letter.js';
+export type { RunResult } from './dispatcher/failure.dispatcher.js';
+export type {
+  ChildFailedEvent,
+  FailureSource,
+  FlowFailureEvent,
+  FlowFailureEventKind,
+  JobRef,
+  ParentFailedEvent,
+  ParentPolicy,
+  RootCause,
+} from './interfaces/failure-events.interface.js';
+export type { OnChildFailedOptions, OnParentFailedOptions, QueueNames } from './interfaces/handler-options.interface.js';
+export type {
+  FlowFailureModuleAsyncOptions,
+  FlowFailureModuleOptions,
+} from './interfaces/flow-failure-options.interface.js';
+export { FlowFailureConfigError, RedisUnreachableError } from './errors/index.js';

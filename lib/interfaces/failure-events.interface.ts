@@ -1,0 +1,59 @@
+import type { Job } from 'bullmq';
+
+/** Which part of the module noticed the failure first. */
+export type FailureSource = 'worker' | 'stream' | 'sweep';
+
+/** What a child's options told BullMQ to do with its parent when it failed. */
+export type ParentPolicy = 'fail' | 'continue' | 'ignore' | 'remove' | 'wait';
+
+/** A job named by queue and id; `key` is the job's Redis key, `${prefix}:${queueName}:${jobId}`. */
+export interface JobRef {
+  queueName: string;
+  jobId: string;
+  key: string;
+}
+
+/** The deepest failed descendant on the path that failed a parent. */
+export interface RootCause extends JobRef {
+  failedReason: string;
+  stacktrace?: string[];
+}
+
+interface FailureEventBase {
+  /**
+   * This failure occurrence: the same from every source and replica, new when the job
+   * fails again after a retry. Use it as the idempotency key of a handler's side effects.
+   */
+  id: string;
+  queueName: string;
+  jobId: string;
+  jobName?: string;
+  /** The job as it is now; undefined when it no longer exists (e.g. `removeOnFail`). */
+  job?: Job;
+  failedReason: string;
+  source: FailureSource;
+}
+
+/** A parent (a job that has or had children) failed terminally. */
+export interface ParentFailedEvent extends FailureEventBase {
+  kind: 'parent-failed';
+  /** True when a `failParentOnFailure` child failed it; false when its own processor did. */
+  causedByChild: boolean;
+  /** The immediate child whose failure failed this job. */
+  failedChild?: JobRef;
+  /** The deepest failed descendant on that path (equal to `failedChild` for one level). */
+  rootCause?: RootCause;
+}
+
+/** A job that has a parent failed terminally (after all its attempts). */
+export interface ChildFailedEvent extends FailureEventBase {
+  kind: 'child-failed';
+  stacktrace?: string[];
+  attemptsMade: number;
+  parent: JobRef;
+  /** From the child's options; 'wait' means none: the parent now waits forever. */
+  parentPolicy: ParentPolicy;
+}
+
+export type FlowFailureEvent = ParentFailedEvent | ChildFailedEvent;
+export type FlowFailureEventKind = FlowFailureEvent['kind'];

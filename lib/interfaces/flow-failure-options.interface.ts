@@ -1,0 +1,33 @@
+import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
+import type { ConnectionOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+export interface FlowFailureModuleOptions {
+  /** Default: the connection of `BullModule.forRoot()` when the app has one, else 127.0.0.1:6379. */
+  connection?: ConnectionOptions | Redis;
+  /** Default: `BullModule.forRoot()`'s prefix, else 'bull'. */
+  prefix?: string;
+  /** Queues to watch besides those named by the decorators and by `@Processor`s. */
+  queues?: string[];
+  /** Default 'flow-failure'. Apps sharing a group (and prefix) share the work: each failure is handled once among them. */
+  consumerGroup?: string;
+  /** Default 5: how many times a throwing handler is tried before it is kept as a dead letter. */
+  handlerAttempts?: number;
+  /** Default 1000: wait before the second attempt, doubled for each further one. */
+  handlerBackoffMs?: number;
+  /** Default 7 days: how long a handled occurrence is remembered (and so not handled again). */
+  dedupTtlMs?: number;
+  /** Default 30 s: how long a claim outlives a process that stopped renewing it (crash recovery). */
+  leaseMs?: number;
+  /** Default 30 s: how often the failed sets are swept for failures no other source delivered; 0 turns the sweep off. */
+  sweepIntervalMs?: number;
+  /** Default 50: handler runs at once in this app instance. */
+  concurrency?: number;
+  /** Default 10 s: how long `app.close()` waits for handlers in flight before handing their claims back. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface FlowFailureModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  inject?: Array<InjectionToken | OptionalFactoryDependency>;
+  useFactory: (...args: never[]) => FlowFailureModuleOptions | Promise<FlowFailureModuleOptions>;
+}

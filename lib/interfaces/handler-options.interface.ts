@@ -1,0 +1,20 @@
+/** One queue name or several. */
+export type QueueNames = string | string[];
+
+export interface OnParentFailedOptions {
+  /** The parent's queue(s); omitted: every watched queue. */
+  queueName?: QueueNames;
+  /** The parent's job name(s); omitted: any. */
+  jobName?: string | string[];
+  /** true: only failures a child caused; false: only the parent's own; omitted: both. */
+  causedByChild?: boolean;
+}
+
+export interface OnChildFailedOptions {
+  /** The failed child's queue(s); omitted: every watched queue. */
+  queueName?: QueueNames;
+  /** The failed child's job name(s); omitted: any. */
+  jobName?: string | string[];
+  /** The parent's queue(s); omitted: any. */
+  parentQueueName?: QueueNames;
+}

@@ -1,0 +1,36 @@
+import type { JobRef } from '../interfaces/failure-events.interface.js';
+
+/** A job's Redis key split into its parts. */
+export interface ParsedJobKey extends JobRef {
+  prefix: string;
+}
+
+export function jobKey(prefix: string, queueName: string, jobId: string): string {
+  return `${prefix}:${queueName}:${jobId}`;
+}
+
+/**
+ * The only place a job key is taken apart. A prefix may contain ':' but queue names
+ * and job ids may not, so the key splits on its last two colons.
+ */
+export function parseJobKey(key: string): ParsedJobKey | undefined {
+  const last = key.lastIndexOf(':');
+  const middle = last > 0 ? key.lastIndexOf(':', last - 1) : -1;
+  if (middle <= 0 || last === key.length - 1 || last - middle < 2) {
+    return undefined;
+  }
+  return {
+    prefix: key.slice(0, middle),
+    queueName: key.slice(middle + 1, last),
+    jobId: key.slice(last + 1),
+    key,
+  };
+}
+
+const DEFERRED_FAILURE = /^child (.+) failed$/;
+
+/** The child key inside BullMQ's deferred failure text `child <key> failed`. */
+export function parseDeferredFailure(text: string | undefined): ParsedJobKey | undefined {
+  const match = text ? DEFERRED_FAILURE.exec(text) : null;
+  return match ? parseJobKey(match[1]) : undefined;
+}

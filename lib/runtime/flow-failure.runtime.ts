@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { FailureClassifier } from '../classifier/failure.classifier.js';
+import { fromSnapshot } from '../classifier/failure-occurrence.js';
+import { JobLoader } from '../classifier/job-loader.js';
+import { ClaimReaper } from '../dispatcher/claim.reaper.js';
+import { ClaimStore } from '../dispatcher/claim.store.js';
+import { DeadLetterStore } from '../dispatcher/dead-letter.store.js';
+import { FailureDispatcher } from '../dispatcher/failure.dispatcher.js';
+import { HandlerExplorer } from '../discovery/handler.explorer.js';
+import { HandlerRegistry } from '../discovery/handler.registry.js';
+import { type BullSharedConfig, type FlowFailureConfig, resolveConfig } from '../flow-failure.config.js';
+import { BULLMQ_DEFAULT_CONFIG_TOKEN, FLOW_FAILURE_MODULE_OPTIONS } from '../flow-failure.constants.js';
+import type { FlowFailureModuleOptions } from '../interfaces/flow-failure-options.interface.js';
+import { ModuleKeys } from '../redis/module-keys.js';
+import { RedisConnections } from '../redis/redis-connections.js';
+import type { FailureSignal } from '../sources/failure-signal.js';
+import { StreamSource } from '../sources/stream.source.js';
+import { SweepSource } from '../sources/sweep.source.js';
+import { WorkerSource } from '../sources/worker.source.js';
+
+/** Everything that exists between bootstrap and shutdown. */
+interface Running {
+  connections: RedisConnections;
+  loader: JobLoader;
+  claims: ClaimStore;
+  dispatcher: FailureDispatcher;
+  deadLetters: DeadLetterStore;
+  reaper: ClaimReaper;
+  workers: WorkerSource;
+  stream: StreamSource;
+  sweep: SweepSource;
+  classifier: FailureClassifier;
+}
+
+/**
+ * Wires sources -> classifier -> dispatcher and runs them for the app's lifetime:
+ * handlers found in onModuleInit, Redis and every source started in
+ * onApplicationBootstrap, sources stopped and handlers drained before shutdown.
+ */
+@Injectable()
+export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly logger = new Logger('FlowFailureModule');
+  private readonly inFlight = new Set<Promise<void>>();
+  private configValue?: FlowFailureConfig;
+  private running?: Running;
+  /** Unique per process: names this app instance's claims and stream consumer. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+
+  constructor(
+    @Inject(FLOW_FAILURE_MODULE_OPTIONS) private readonly options: FlowFailureModuleOptions,
+    private readonly moduleRef: ModuleRef,
+    private readonly explorer: HandlerExplorer,
+    private readonly registry: HandlerRegistry,
+  ) {}
+
+  get config(): FlowFailureConfig {
+    if (!this.configValue) throw new Error('FlowFailureModule is not initialised yet: call app.init() first');
+    return this.configValue;
+  }
+
+  /** @throws Error before `app.init()` has finished, or after `app.close()` */
+  get parts(): Running {
+    if (!this.running) throw new Error('FlowFailureModule is not running: it starts in app.init() and stops in app.close()');
+    return this.running;
+  }
+
+  onModuleInit(): void {
+    this.configValue = resolveConfig(this.options, this.bullConfig());
+    this.explorer.explore(this.configValue.queues);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const config = this.config;
+    const queues = this.registry.watchedQueues;
+    const connections = await RedisConnections.open(config.connection);
+    const redis = connections.commands;
+    const keys = new ModuleKeys(config.prefix, config.consumerGroup);
+    const loader = new JobLoader(redis);
+    const classifier = new FailureClassifier(redis, loader, config.prefix);
+    const claims = new ClaimStore(redis, keys, this.owner, config.leaseMs, config.dedupTtlMs);
+    const dispatcher = new FailureDispatcher(claims, this.registry, {
+      handlerAttempts: config.handlerAttempts,
+      handlerBackoffMs: config.handlerBackoffMs,
+      concurrency: config.concurrency,
+      leaseMs: config.leaseMs,
+      markerTtlMs: Math.max(10 * 60 * 1000, 4 * config.sweepIntervalMs),
+    });
+    const deliver = (signals: FailureSignal[]) => this.deliver(signals);
+    this.running = {
+      connections,
+      loader,
+      claims,
+      dispatcher,
+      classifier,
+      deadLetters: new DeadLetterStore(redis, keys, config.dedupTtlMs),
+      reaper: new ClaimReaper(
+        claims,
+        dispatcher,
+        async (id, snapshot) => {
+          const occurrence = fromSnapshot(id, snapshot, undefined);
+          if (!occurrence) return undefined;
+          const job = await loader.load(config.prefix, occurrence.queueName, occurrence.jobId);
+          return fromSnapshot(id, snapshot, job);
+        },
+        Math.max(500, Math.floor(config.leaseMs / 2)),
+      ),
+      workers: new WorkerSource(config.prefix, deliver),
+      stream: new StreamSource(redis, connections.blocking, keys, deliver, () => dispatcher.backlog, {
+        queues,
+        consumer: this.owner,
+        leaseMs: config.leaseMs,
+        maxBacklog: config.concurrency * 20,
+      }),
+      sweep: new SweepSource(redis, keys, deliver, { queues, intervalMs: config.sweepIntervalMs, owner: this.owner }),
+    };
+    const { stream, workers, sweep, reaper } = this.running;
+    await stream.start();
+    for (const worker of this.explorer.findWorkers()) workers.attach(worker);
+    if (config.sweepIntervalMs > 0) await sweep.start();
+    reaper.start();
+    this.logger.log(
+      `Watching ${queues.length} queue(s) [${queues.join(', ')}] with ${this.registry.all.length} handler(s), ` +
+        `group "${config.consumerGroup}", Redis ${connections.address}`,
+    );
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    const running = this.running;
+    if (!running) return;
+    running.workers.detachAll();
+    await Promise.all([running.stream.stop(), running.sweep.stop(), running.reaper.stop()]);
+    await Promise.allSettled([...this.inFlight]);
+    await running.dispatcher.stop(this.config.shutdownTimeoutMs);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    const running = this.running;
+    if (!running) return;
+    this.running = undefined;
+    await running.loader.close();
+    await running.connections.close();
+  }
+
+  /** sources -> classifier -> dispatcher. Resolves once the occurrences are recorded (handlers run on). */
+  private deliver(signals: FailureSignal[]): Promise<void> {
+    if (!this.running) return Promise.resolve(); // closed: the stream or the sweep delivers it after restart
+    const { classifier, dispatcher } = this.running;
+    const delivery = classifier.classify(signals).then((occurrences) => dispatcher.dispatch(occurrences));
+    this.inFlight.add(delivery);
+    return delivery.finally(() => this.inFlight.delete(delivery));
+  }
+
+  private bullConfig(): BullSharedConfig | undefined {
+    try {
+      return this.moduleRef.get<BullSharedConfig>(BULLMQ_DEFAULT_CONFIG_TOKEN, { strict: false });
+    } catch {
+      return undefined;
+    }
+  }
+}

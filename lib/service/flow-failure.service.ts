@@ -1,0 +1,57 @@
+import { Injectable } from '@nestjs/common';
+import { fromSnapshot } from '../classifier/failure-occurrence.js';
+import type { DeadLetter } from '../dispatcher/dead-letter.js';
+import type { RunResult } from '../dispatcher/failure.dispatcher.js';
+import { parseClaimMember } from '../redis/module-keys.js';
+import { FlowFailureRuntime } from '../runtime/flow-failure.runtime.js';
+
+export interface ReplayResult extends RunResult {
+  id: string;
+}
+
+/** Dead letters: handlers that kept throwing, kept in Redis (they survive restarts) until replayed or discarded. */
+@Injectable()
+export class FlowFailureService {
+  constructor(private readonly runtime: FlowFailureRuntime) {}
+
+  /** Every dead letter of this consumer group, oldest first. */
+  getDeadLetters(): Promise<DeadLetter[]> {
+    return this.runtime.parts.deadLetters.list();
+  }
+
+  /**
+   * Runs the dead letter's handler once more, here and now. A success clears the dead
+   * letter; a failure updates its error, attempts and time.
+   */
+  async replay(id: string): Promise<ReplayResult> {
+    const { deadLetters, claims, dispatcher, loader } = this.runtime.parts;
+    const claim = parseClaimMember(id);
+    const letter = await deadLetters.get(id);
+    if (!claim || !letter) return { id, ok: false, error: `no dead letter ${id}` };
+    const snapshot = await claims.snapshot(claim.occurrenceId);
+    if (!snapshot) return { id, ok: false, error: `the occurrence of dead letter ${id} is no longer stored` };
+    const job = await loader.load(this.runtime.config.prefix, letter.queueName, letter.jobId);
+    const occurrence = fromSnapshot(claim.occurrenceId, snapshot, job);
+    if (!occurrence) return { id, ok: false, error: `the occurrence of dead letter ${id} is unreadable` };
+    return { id, ...(await dispatcher.replay(occurrence, claim.handlerKey)) };
+  }
+
+  /** Replays every dead letter, one after another. */
+  async replayAll(): Promise<ReplayResult[]> {
+    const results: ReplayResult[] = [];
+    for (const letter of await this.getDeadLetters()) results.push(await this.replay(letter.id));
+    return results;
+  }
+
+  /** Forgets a dead letter without running its handler again. */
+  discard(id: string): Promise<boolean> {
+    return this.runtime.parts.deadLetters.discard(id);
+  }
+
+  /** Forgets every dead letter; returns how many. */
+  async discardAll(): Promise<number> {
+    let count = 0;
+    for (const letter of await this.getDeadLetters()) if (await this.discard(letter.id)) count++;
+    return count;
+  }
+}

@@ -1,0 +1,11 @@
+import type { Job } from 'bullmq';
+import type { FailureSource } from '../interfaces/failure-events.interface.js';
+
+/** What a source knows: job X of queue Q may have failed terminally. The classifier decides the rest. */
+export interface FailureSignal {
+  source: FailureSource;
+  queueName: string;
+  jobId: string;
+  /** The job a Worker of this app just failed: spares a load and outlives `removeOnFail`. */
+  job?: Job;
+}

@@ -1,0 +1,32 @@
+import type { FailureSignal } from './failure-signal.js';
+
+/** A raw entry as XREADGROUP / XAUTOCLAIM return it; fields are null when it was trimmed while pending. */
+export type RawStreamEntry = [id: string, fields: string[] | null];
+
+export type ParsedStreamEntry =
+  | { kind: 'failure'; signal: FailureSignal }
+  | { kind: 'other' }
+  | { kind: 'malformed'; problem: string };
+
+/** Where a BullMQ events-stream entry becomes a failure signal (or not). */
+export function parseStreamEntry(queueName: string, entry: unknown): ParsedStreamEntry {
+  if (!Array.isArray(entry) || typeof entry[0] !== 'string') {
+    return { kind: 'malformed', problem: 'not an [id, fields] pair' };
+  }
+  const fields: unknown = entry[1];
+  if (fields === null) return { kind: 'other' };
+  if (!Array.isArray(fields) || fields.length % 2 !== 0) {
+    return { kind: 'malformed', problem: `entry ${entry[0]} has no field/value pairs` };
+  }
+  let event: unknown;
+  let jobId: unknown;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === 'event') event = fields[i + 1];
+    else if (fields[i] === 'jobId') jobId = fields[i + 1];
+  }
+  if (event !== 'failed') return { kind: 'other' };
+  if (typeof jobId !== 'string' || jobId === '') {
+    return { kind: 'malformed', problem: `failed entry ${entry[0]} has no jobId` };
+  }
+  return { kind: 'failure', signal: { source: 'stream', queueName, jobId } };
+}

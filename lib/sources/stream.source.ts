@@ -1,0 +1,216 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { ModuleKeys } from '../redis/module-keys.js';
+import type { FailureSignal } from './failure-signal.js';
+import { parseStreamEntry } from './stream-entry.js';
+
+export interface StreamSourceOptions {
+  queues: readonly string[];
+  consumer: string;
+  /** Entries pending longer than this in a consumer that stopped are taken over. */
+  leaseMs: number;
+  /** Runs queued in the dispatcher above which reading pauses. */
+  maxBacklog: number;
+}
+
+const BATCH = 500;
+const BLOCK_MS = 2000;
+const MAX_ERROR_PAUSE_MS = 5000;
+/** A consumer that has held nothing and done nothing this long belongs to a process that is gone. */
+const STALE_CONSUMER_MS = 10 * 60 * 1000;
+
+/**
+ * Reads each watched queue's events stream through a consumer group, so each entry
+ * reaches one replica and a restarted app resumes where the group stopped. An entry is
+ * acknowledged only after its failure is recorded as an occurrence: a crash before that
+ * leaves it pending, and another replica takes it over (XAUTOCLAIM).
+ */
+export class StreamSource {
+  private readonly logger = new Logger('FlowFailureModule');
+  private readonly queueOfStream = new Map<string, string>();
+  private stopping = false;
+  private loop?: Promise<void>;
+  private recovery?: NodeJS.Timeout;
+  private recovering?: Promise<void>;
+  private pause?: { timer: NodeJS.Timeout; resolve: () => void };
+
+  constructor(
+    private readonly commands: Redis,
+    private readonly blocking: Redis,
+    private readonly keys: ModuleKeys,
+    private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
+    private readonly backlog: () => number,
+    private readonly options: StreamSourceOptions,
+  ) {
+    for (const queue of options.queues) this.queueOfStream.set(keys.eventsStream(queue), queue);
+  }
+
+  /** Resolves once every stream has the group: from then on no failure event is missed. */
+  async start(): Promise<void> {
+    if (this.queueOfStream.size === 0) return;
+    await this.ensureGroups('$');
+    this.loop = this.readLoop();
+    const every = Math.max(500, Math.floor(this.options.leaseMs / 2));
+    this.recovery = setInterval(() => {
+      this.recovering ??= this.recoverIdle().finally(() => (this.recovering = undefined));
+    }, every);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.recovery);
+    if (this.pause) {
+      clearTimeout(this.pause.timer);
+      this.pause.resolve();
+    }
+    // Ends a blocked XREADGROUP at once; a batch being delivered still finishes.
+    this.blocking.disconnect();
+    await Promise.allSettled([this.loop, this.recovering]);
+    await this.handBack();
+  }
+
+  private async readLoop(): Promise<void> {
+    const streams = [...this.queueOfStream.keys()];
+    let errors = 0;
+    // After an error, first re-read what this consumer already holds ('0'), then new entries ('>').
+    let ownPending = false;
+    while (!this.stopping) {
+      if (this.backlog() >= this.options.maxBacklog) {
+        await this.sleep(20);
+        continue;
+      }
+      try {
+        const ids = streams.map(() => (ownPending ? '0' : '>'));
+        const reply = (await this.blocking.call(
+          'XREADGROUP', 'GROUP', this.keys.group, this.options.consumer,
+          'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
+        )) as [string, unknown[]][] | null;
+        const count = await this.handle(reply ?? []);
+        if (ownPending && count === 0) ownPending = false;
+        errors = 0;
+      } catch (error) {
+        if (this.stopping) break;
+        ownPending = true;
+        errors++;
+        if (String(error).includes('NOGROUP')) {
+          this.logger.warn(`A watched events stream or its consumer group was deleted; recreating it`);
+          await this.ensureGroups('0').catch(() => undefined);
+        } else if (errors === 1) {
+          this.logger.warn(`Reading the events streams failed: ${String(error)}; retrying`);
+        }
+        await this.sleep(Math.min(MAX_ERROR_PAUSE_MS, 100 * 2 ** errors));
+      }
+    }
+  }
+
+  /** Delivers the failures of a reply, then acknowledges every entry in it. Returns how many entries it held. */
+  private async handle(reply: [string, unknown[]][]): Promise<number> {
+    const signals: FailureSignal[] = [];
+    const acks: [string, string[]][] = [];
+    let count = 0;
+    for (const [stream, entries] of reply) {
+      const queue = this.queueOfStream.get(stream);
+      if (!queue || !Array.isArray(entries)) continue;
+      const ids: string[] = [];
+      for (const entry of entries) {
+        count++;
+        const parsed = parseStreamEntry(queue, entry);
+        if (parsed.kind === 'failure') signals.push(parsed.signal);
+        if (parsed.kind === 'malformed') this.logger.warn(`Skipping a malformed entry of ${stream}: ${parsed.problem}`);
+        if (Array.isArray(entry) && typeof entry[0] === 'string') ids.push(entry[0]);
+      }
+      if (ids.length > 0) acks.push([stream, ids]);
+    }
+    if (signals.length > 0) await this.deliver(signals);
+    if (acks.length > 0) {
+      const pipeline = this.commands.pipeline();
+      for (const [stream, ids] of acks) pipeline.xack(stream, this.keys.group, ...ids);
+      await pipeline.exec();
+    }
+    return count;
+  }
+
+  /** Takes over entries that a stopped or crashed consumer read but never acknowledged. */
+  private async recoverIdle(): Promise<void> {
+    for (const stream of this.queueOfStream.keys()) {
+      let cursor = '0-0';
+      try {
+        do {
+          const [next, entries, deleted] = (await this.commands.call(
+            'XAUTOCLAIM', stream, this.keys.group, this.options.consumer, this.options.leaseMs, cursor, 'COUNT', 200,
+          )) as [string, unknown[], string[] | undefined];
+          cursor = next;
+          if (entries.length > 0) await this.handle([[stream, entries]]);
+          // Entries trimmed while pending: nothing to read; the sweep finds their failures.
+          if (deleted && deleted.length > 0) await this.commands.xack(stream, this.keys.group, ...deleted);
+        } while (cursor !== '0-0' && !this.stopping);
+        await this.forgetStaleConsumers(stream);
+      } catch (error) {
+        if (!String(error).includes('NOGROUP') && !this.stopping) {
+          this.logger.warn(`Taking over idle entries of ${stream} failed: ${String(error)}`);
+        }
+      }
+    }
+  }
+
+  private async forgetStaleConsumers(stream: string): Promise<void> {
+    const consumers = (await this.commands.call('XINFO', 'CONSUMERS', stream, this.keys.group)) as unknown[][];
+    for (const fields of consumers) {
+      const info = toRecord(fields);
+      if (info.name !== this.options.consumer && Number(info.pending) === 0 && Number(info.idle) > STALE_CONSUMER_MS) {
+        await this.commands.call('XGROUP', 'DELCONSUMER', stream, this.keys.group, String(info.name));
+      }
+    }
+  }
+
+  /**
+   * On close: entries this consumer still holds are marked idle for a full lease, so another
+   * replica takes them at once; a consumer holding nothing leaves the group.
+   */
+  private async handBack(): Promise<void> {
+    for (const stream of this.queueOfStream.keys()) {
+      try {
+        const pending = (await this.commands.call(
+          'XPENDING', stream, this.keys.group, '-', '+', 1000, this.options.consumer,
+        )) as [string, ...unknown[]][];
+        if (pending.length > 0) {
+          const ids = pending.map((p) => p[0]);
+          await this.commands.call(
+            'XCLAIM', stream, this.keys.group, this.options.consumer, 0, ...ids, 'IDLE', this.options.leaseMs, 'JUSTID',
+          );
+        } else {
+          await this.commands.call('XGROUP', 'DELCONSUMER', stream, this.keys.group, this.options.consumer);
+        }
+      } catch (error) {
+        this.logger.warn(`Could not hand back the entries of ${stream}: ${String(error)}`);
+      }
+    }
+  }
+
+  private async ensureGroups(startId: '$' | '0'): Promise<void> {
+    for (const stream of this.queueOfStream.keys()) {
+      try {
+        await this.commands.xgroup('CREATE', stream, this.keys.group, startId, 'MKSTREAM');
+      } catch (error) {
+        if (!String(error).includes('BUSYGROUP')) throw error;
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pause = undefined;
+        resolve();
+      }, ms);
+      this.pause = { timer, resolve };
+    });
+  }
+}
+
+/** XINFO replies are flat [name, value, name, value, ...] lists. */
+export function toRecord(fields: unknown[]): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) record[String(fields[i])] = fields[i + 1];
+  return record;
+}

@@ -1,0 +1,162 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { occurrenceId } from '../classifier/failure-occurrence.js';
+import type { ModuleKeys } from '../redis/module-keys.js';
+import type { FailureSignal } from './failure-signal.js';
+import { toRecord } from './stream.source.js';
+
+export interface SweepSourceOptions {
+  queues: readonly string[];
+  /** 0: never on a timer (still once at start). */
+  intervalMs: number;
+  owner: string;
+}
+
+const PAGE = 500;
+/** Failures this recent are left to the worker and stream sources, which are about to deliver them. */
+const GRACE_MS = 5000;
+const LOCK_MS = 5 * 60 * 1000;
+
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/**
+ * The safety net: each queue's `failed` ZSET (score = finishedOn) is the durable record
+ * of terminal failures. Reading it from a checkpoint finds what the stream lost (trimmed
+ * or deleted entries, a group created late). It only sweeps what the stream reader has
+ * already passed, and skips occurrences already recorded, so in the normal case it loads
+ * no job at all.
+ */
+export class SweepSource {
+  private readonly logger = new Logger('FlowFailureModule');
+  private readonly warnedGaps = new Map<string, string>();
+  private timer?: NodeJS.Timeout;
+  private sweeping?: Promise<void>;
+  private stopping = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: ModuleKeys,
+    private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
+    private readonly options: SweepSourceOptions,
+  ) {}
+
+  /** Sets the checkpoints of queues seen for the first time (history before that is not swept), then sweeps in the background. */
+  async start(): Promise<void> {
+    const now = Date.now();
+    for (const queue of this.options.queues) {
+      await this.redis.set(this.keys.sweepCheckpoint(queue), now, 'NX');
+    }
+    this.trigger();
+    if (this.options.intervalMs > 0) this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    await this.sweeping;
+  }
+
+  /** Sweeps now unless a sweep is running; resolves when that sweep ends. */
+  trigger(): Promise<void> {
+    this.sweeping ??= this.sweepAll().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async sweepAll(): Promise<void> {
+    for (const queue of this.options.queues) {
+      if (this.stopping) return;
+      try {
+        await this.sweepQueue(queue);
+      } catch (error) {
+        this.logger.warn(`Sweeping the failed jobs of ${queue} failed: ${String(error)}; the next sweep tries again`);
+      }
+    }
+  }
+
+  private async sweepQueue(queue: string): Promise<void> {
+    const lock = this.keys.sweepLock(queue);
+    if ((await this.redis.set(lock, this.options.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') return;
+    try {
+      const horizon = await this.horizon(queue);
+      const checkpointKey = this.keys.sweepCheckpoint(queue);
+      const checkpoint = Number((await this.redis.get(checkpointKey)) ?? Date.now());
+      // Page on the score; `offset` skips the ids of the last score that were already read.
+      let min = `(${checkpoint}`;
+      let offset = 0;
+      while (!this.stopping && checkpoint < horizon) {
+        const page = await this.redis.zrangebyscore(this.keys.failedSet(queue), min, horizon, 'WITHSCORES', 'LIMIT', offset, PAGE);
+        const jobs: { jobId: string; finishedOn: number }[] = [];
+        for (let i = 0; i < page.length; i += 2) jobs.push({ jobId: page[i], finishedOn: Number(page[i + 1]) });
+        await this.deliverUnrecorded(queue, jobs);
+        if (jobs.length < PAGE) break;
+        const last = jobs[jobs.length - 1].finishedOn;
+        const atLast = jobs.filter((job) => job.finishedOn === last).length;
+        offset = min === String(last) ? offset + atLast : atLast;
+        min = String(last);
+        await this.redis.set(checkpointKey, last - 1);
+      }
+      if (!this.stopping && checkpoint < horizon) await this.redis.set(checkpointKey, horizon);
+    } finally {
+      await this.redis.eval(RELEASE_LOCK, 1, lock, this.options.owner);
+    }
+  }
+
+  private async deliverUnrecorded(queue: string, jobs: { jobId: string; finishedOn: number }[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const ids = jobs.map((job) => occurrenceId(queue, job.jobId, job.finishedOn));
+    const recorded = await Promise.all(ids.map((id) => this.redis.exists(this.keys.occurrence(id))));
+    const signals = jobs
+      .filter((_, i) => recorded[i] === 0)
+      .map((job): FailureSignal => ({ source: 'sweep', queueName: queue, jobId: job.jobId }));
+    if (signals.length > 0) await this.deliver(signals);
+  }
+
+  /**
+   * Up to where the sweep may go: failures older than the grace period and, while the
+   * group still has entries to read, not past the last entry it delivered.
+   */
+  private async horizon(queue: string): Promise<number> {
+    const latest = Date.now() - GRACE_MS;
+    const stream = this.keys.eventsStream(queue);
+    let streamInfo: Record<string, unknown>;
+    let groups: unknown[][];
+    try {
+      streamInfo = toRecord((await this.redis.call('XINFO', 'STREAM', stream)) as unknown[]);
+      groups = (await this.redis.call('XINFO', 'GROUPS', stream)) as unknown[][];
+    } catch {
+      return latest; // no stream: nothing will come through it
+    }
+    const group = groups.map(toRecord).find((g) => g.name === this.keys.group);
+    if (!group) return latest;
+    const delivered = String(group['last-delivered-id']);
+    this.warnAboutGap(queue, delivered, String(streamInfo['max-deleted-entry-id'] ?? '0-0'));
+    if (compareIds(delivered, String(streamInfo['last-generated-id'])) >= 0) return latest;
+    return Math.min(latest, idTime(delivered) - GRACE_MS);
+  }
+
+  /** An entry newer than the group's position was trimmed before anyone read it. */
+  private warnAboutGap(queue: string, delivered: string, maxDeleted: string): void {
+    if (compareIds(maxDeleted, delivered) <= 0 || this.warnedGaps.get(queue) === maxDeleted) return;
+    this.warnedGaps.set(queue, maxDeleted);
+    const from = idTime(delivered);
+    const to = idTime(maxDeleted);
+    this.logger.warn(
+      `The events stream of ${queue} was trimmed past entries the group had not read: ` +
+        `from ${new Date(from).toISOString()} to ${new Date(to).toISOString()} (${Math.round((to - from) / 1000)} s). ` +
+        'The sweep delivers the failures of that gap from the failed set.',
+    );
+  }
+}
+
+function idTime(id: string): number {
+  return Number(id.split('-')[0]);
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
+}

@@ -1,0 +1,47 @@
+import { Logger } from '@nestjs/common';
+import type { Job, Worker } from 'bullmq';
+import type { FailureSignal } from './failure-signal.js';
+
+type FailedListener = (job: Job | undefined, error: Error, prev: string) => void;
+
+/**
+ * The fastest source: the app's own Workers, in memory. Keeps only final failures
+ * (a Worker emits 'failed' for every attempt; `finishedOn` is set only on the last), and is
+ * the only source that still has a job removed by `removeOnFail`.
+ */
+export class WorkerSource {
+  private readonly logger = new Logger('FlowFailureModule');
+  private readonly listeners = new Map<Worker, FailedListener>();
+
+  constructor(
+    private readonly prefix: string,
+    private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
+  ) {}
+
+  attach(worker: Worker): void {
+    if (this.listeners.has(worker)) return;
+    const workerPrefix = worker.opts.prefix ?? 'bull';
+    if (workerPrefix !== this.prefix) {
+      this.logger.warn(
+        `Worker of queue ${worker.name} uses prefix "${workerPrefix}", not "${this.prefix}": its failures are not watched`,
+      );
+      return;
+    }
+    const listener: FailedListener = (job) => {
+      if (!job?.id || !job.finishedOn) return;
+      // Never awaited: the Worker goes on with its next job while the handlers run.
+      this.deliver([{ source: 'worker', queueName: worker.name, jobId: job.id, job }]).catch((error: unknown) => {
+        this.logger.warn(
+          `Could not deliver the failure of ${worker.name}:${job.id} from its Worker (the stream or the sweep will): ${String(error)}`,
+        );
+      });
+    };
+    worker.on('failed', listener);
+    this.listeners.set(worker, listener);
+  }
+
+  detachAll(): void {
+    for (const [worker, listener] of this.listeners) worker.off('failed', listener);
+    this.listeners.clear();
+  }
+}

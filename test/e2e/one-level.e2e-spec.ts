@@ -1,0 +1,87 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Injectable } from '@nestjs/common';
+import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
+import { EventLog, type TestApp, TestRedis, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+
+const prefix = uniquePrefix('one-level');
+
+@Injectable()
+class Compensation {
+  constructor(private readonly log: EventLog) {}
+
+  @OnParentFailed('orders')
+  undo(event: ParentFailedEvent) {
+    this.log.record('undo', event);
+  }
+
+  @OnChildFailed('payments')
+  alert(event: ChildFailedEvent) {
+    this.log.record('alert', event);
+  }
+}
+
+describe('a one-level failParentOnFailure flow', () => {
+  let redis: TestRedis;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    redis = new TestRedis(prefix);
+    app = await startApp({ prefix, processors: ['orders', 'payments'], handlers: [Compensation] });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await redis?.close();
+  });
+
+  test('runs the parent handler and the child handler once each, after all attempts', async () => {
+    const flow = await redis.flows.add({
+      name: 'place-order',
+      queueName: 'orders',
+      data: {},
+      children: [
+        {
+          name: 'charge',
+          queueName: 'payments',
+          data: { fail: true, reason: 'card declined' },
+          opts: { failParentOnFailure: true, attempts: 3, backoff: { type: 'fixed', delay: 10 } },
+        },
+      ],
+    });
+    const parentId = flow.job.id as string;
+    const childId = flow.children?.[0].job.id as string;
+
+    await waitUntil('both handlers ran', () => app.log.runs.length >= 2);
+    // Give any duplicate delivery (the stream, the sweep) its chance to show up.
+    await new Promise((r) => setTimeout(r, 1500));
+
+    const undo = app.log.of('undo') as ParentFailedEvent[];
+    const alert = app.log.of('alert') as ChildFailedEvent[];
+    expect(undo).toHaveLength(1);
+    expect(alert).toHaveLength(1);
+
+    expect(undo[0]).toMatchObject({
+      kind: 'parent-failed',
+      queueName: 'orders',
+      jobId: parentId,
+      jobName: 'place-order',
+      causedByChild: true,
+      failedChild: { queueName: 'payments', jobId: childId, key: `${prefix}:payments:${childId}` },
+      rootCause: { queueName: 'payments', jobId: childId, failedReason: 'card declined' },
+    });
+    expect(undo[0].rootCause?.stacktrace?.[0]).toContain('card declined');
+    expect(alert[0]).toMatchObject({
+      kind: 'child-failed',
+      queueName: 'payments',
+      jobId: childId,
+      jobName: 'charge',
+      failedReason: 'card declined',
+      attemptsMade: 3,
+      parentPolicy: 'fail',
+      parent: { queueName: 'orders', jobId: parentId, key: `${prefix}:orders:${parentId}` },
+    });
+    expect(alert[0].job?.id).toBe(childId);
+    expect(undo[0].id).not.toBe(alert[0].id);
+  });
+});

@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { type ConsoleLoggerOptions, type INestApplicationContext, Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
+import { FlowProducer, type Job, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import { FlowFailureModule, type FlowFailureEvent, type FlowFailureModuleOptions } from '../../lib/index.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export function redisConnection(url = REDIS_URL): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port || 6379) };
+}
+
+/** Each test file its own prefix, so files can run side by side and clean up only their keys. */
+export function uniquePrefix(name: string): string {
+  return `fft-${name}-${randomBytes(3).toString('hex')}`;
+}
+
+/** What a test job does, read from its data by the processors below. */
+export interface JobBehaviour {
+  /** Throw on every attempt (true), or on attempts before this number (n). */
+  fail?: boolean | number;
+  /** Throw an UnrecoverableError: no retries whatever `attempts` says. */
+  unrecoverable?: boolean;
+  reason?: string;
+  /** Sleep before answering, in ms. */
+  sleepMs?: number;
+}
+
+async function runBehaviour(job: Job<JobBehaviour>): Promise<string> {
+  const { fail, unrecoverable, reason, sleepMs } = job.data ?? {};
+  if (sleepMs) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+  const message = reason ?? `${job.name} failed`;
+  if (unrecoverable) throw new UnrecoverableError(message);
+  if (fail === true || (typeof fail === 'number' && job.attemptsMade < fail)) throw new Error(message);
+  return 'ok';
+}
+
+/** A `@Processor` class for a queue, whose jobs behave as their data says. */
+export function behaviourProcessor(queueName: string, workerOptions: Partial<WorkerOptions> = {}): Type<WorkerHost> {
+  @Processor(queueName, { concurrency: 20, ...workerOptions })
+  class BehaviourProcessor extends WorkerHost {
+    process(job: Job<JobBehaviour>): Promise<string> {
+      return runBehaviour(job);
+    }
+  }
+  Object.defineProperty(BehaviourProcessor, 'name', { value: `${queueName}Processor` });
+  return BehaviourProcessor;
+}
+
+export interface HandlerRun {
+  handler: string;
+  event: FlowFailureEvent;
+}
+
+/** Handlers in the tests write here; tests wait on it. */
+@Injectable()
+export class EventLog {
+  readonly runs: HandlerRun[] = [];
+
+  record(handler: string, event: FlowFailureEvent): void {
+    this.runs.push({ handler, event });
+  }
+
+  of(handler: string): FlowFailureEvent[] {
+    return this.runs.filter((run) => run.handler === handler).map((run) => run.event);
+  }
+}
+
+/** Keeps what the app logs, and prints it only when TEST_LOGS is set. */
+export class CapturingLogger implements LoggerService {
+  readonly lines: { level: string; message: string }[] = [];
+  private readonly print = Boolean(process.env.TEST_LOGS);
+
+  log(message: unknown) { this.keep('log', message); }
+  error(message: unknown) { this.keep('error', message); }
+  warn(message: unknown) { this.keep('warn', message); }
+  debug() {}
+  verbose() {}
+  setLogLevels?(_levels: ConsoleLoggerOptions['logLevels']): void {}
+
+  has(level: string, pattern: RegExp): boolean {
+    return this.lines.some((line) => line.level === level && pattern.test(line.message));
+  }
+
+  private keep(level: string, message: unknown): void {
+    this.lines.push({ level, message: String(message) });
+    if (this.print) console.log(`[${level}] ${String(message)}`);
+  }
+}
+
+export interface AppSpec {
+  prefix: string;
+  /** Queues whose jobs the app's own Workers process. */
+  processors?: string[];
+  workerOptions?: Partial<WorkerOptions>;
+  /** Classes with @OnParentFailed / @OnChildFailed methods; they may inject EventLog. */
+  handlers?: Type[];
+  options?: FlowFailureModuleOptions;
+  /** Leave out BullModule entirely (an app that only reacts to failures). */
+  withoutBull?: boolean;
+}
+
+export interface TestApp {
+  app: INestApplicationContext;
+  log: EventLog;
+  logger: CapturingLogger;
+  close(): Promise<void>;
+}
+
+/** The root module of a test app: BullModule with processors, FlowFailureModule, handlers. */
+export function testAppModule(spec: AppSpec): Type {
+  const connection = redisConnection();
+  const processors = spec.processors ?? [];
+  const imports = [
+    ...(spec.withoutBull
+      ? []
+      : [
+          BullModule.forRoot({ connection, prefix: spec.prefix }),
+          BullModule.registerQueue(...processors.map((name) => ({ name }))),
+        ]),
+    FlowFailureModule.forRoot(spec.withoutBull ? { connection, prefix: spec.prefix, ...spec.options } : spec.options),
+  ];
+  @Module({
+    imports,
+    providers: [EventLog, ...processors.map((q) => behaviourProcessor(q, spec.workerOptions)), ...(spec.handlers ?? [])],
+  })
+  class TestAppModule {}
+  return TestAppModule;
+}
+
+export async function startApp(spec: AppSpec): Promise<TestApp> {
+  const logger = new CapturingLogger();
+  const app = await NestFactory.createApplicationContext(testAppModule(spec), { logger });
+  return { app, log: app.get(EventLog), logger, close: () => app.close() };
+}
+
+/** The FlowProducer and Redis client a test drives the queues with, from outside the apps. */
+export class TestRedis {
+  readonly redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  readonly flows: FlowProducer;
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(readonly prefix: string) {
+    this.flows = new FlowProducer({ connection: redisConnection(), prefix });
+  }
+
+  queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: redisConnection(), prefix: this.prefix });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** Deletes this prefix's keys, and nothing else. */
+  async cleanup(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await this.redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
+
+  async close(): Promise<void> {
+    await this.cleanup();
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await this.flows.close();
+    await this.redis.quit();
+  }
+}
+
+/** Polls until `check` holds; fails with `what` when it still does not after `timeoutMs`. */
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
