@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DEFAULTS } from './flow-failure.constants.js';
 import { FlowFailureConfigError } from './errors/flow-failure-config.error.js';
-import type { FlowFailureModuleOptions } from './interfaces/flow-failure-options.interface.js';
+import type { FlowFailureModuleOptions, LiveSource } from './interfaces/flow-failure-options.interface.js';
 
 /** The options with every default filled in. */
 export interface FlowFailureConfig {
@@ -14,6 +14,7 @@ export interface FlowFailureConfig {
   handlerBackoffMs: number;
   dedupTtlMs: number;
   leaseMs: number;
+  sources: LiveSource[];
   sweepIntervalMs: number;
   concurrency: number;
   shutdownTimeoutMs: number;
@@ -34,6 +35,7 @@ const KNOWN_OPTIONS: readonly (keyof FlowFailureModuleOptions)[] = [
   'handlerBackoffMs',
   'dedupTtlMs',
   'leaseMs',
+  'sources',
   'sweepIntervalMs',
   'concurrency',
   'shutdownTimeoutMs',
@@ -67,6 +69,10 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
       fail(`queues: ${JSON.stringify(queue)} is not a queue name (a non-empty string without ':')`);
     }
   }
+  const sources = options.sources ?? ['worker', 'stream'];
+  if (!Array.isArray(sources) || sources.some((source) => source !== 'worker' && source !== 'stream')) {
+    fail(`sources must be an array of 'worker' and 'stream', got ${JSON.stringify(sources)}`);
+  }
   const group = text('consumerGroup', options.consumerGroup, DEFAULTS.consumerGroup);
   if (group.includes('|')) fail(`consumerGroup must not contain '|'`);
 
@@ -79,6 +85,7 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     handlerBackoffMs: number('handlerBackoffMs', 0),
     dedupTtlMs: number('dedupTtlMs', 1000),
     leaseMs: number('leaseMs', 1000),
+    sources: [...new Set(sources)],
     sweepIntervalMs: number('sweepIntervalMs', 0),
     concurrency: number('concurrency', 1),
     shutdownTimeoutMs: number('shutdownTimeoutMs', 0),

@@ -18,5 +18,6 @@ export type { OnChildFailedOptions, OnParentFailedOptions, QueueNames } from './
 export type {
   FlowFailureModuleAsyncOptions,
   FlowFailureModuleOptions,
+  LiveSource,
 } from './interfaces/flow-failure-options.interface.js';
 export { FlowFailureConfigError, RedisUnreachableError } from './errors/index.js';

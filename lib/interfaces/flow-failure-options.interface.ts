@@ -2,6 +2,8 @@ import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '
 import type { ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+export type LiveSource = 'worker' | 'stream';
+
 export interface FlowFailureModuleOptions {
   /** Default: the connection of `BullModule.forRoot()` when the app has one, else 127.0.0.1:6379. */
   connection?: ConnectionOptions | Redis;
@@ -19,6 +21,12 @@ export interface FlowFailureModuleOptions {
   dedupTtlMs?: number;
   /** Default 30 s: how long a claim outlives a process that stopped renewing it (crash recovery). */
   leaseMs?: number;
+  /**
+   * Default ['worker', 'stream']: the live sources that run. Leaving one out is for
+   * measurements and special set-ups: without 'stream' nothing survives a crash of the
+   * Worker's process but the sweep; without 'worker' jobs removed by `removeOnFail` are missed.
+   */
+  sources?: LiveSource[];
   /** Default 30 s: how often the failed sets are swept for failures no other source delivered; 0 turns the sweep off. */
   sweepIntervalMs?: number;
   /** Default 50: handler runs at once in this app instance. */

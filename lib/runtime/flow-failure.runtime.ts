@@ -125,8 +125,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       sweep: new SweepSource(redis, keys, deliver, { queues, intervalMs: config.sweepIntervalMs, owner: this.owner }),
     };
     const { stream, workers, sweep, reaper } = this.running;
-    await stream.start();
-    for (const worker of this.explorer.findWorkers()) workers.attach(worker);
+    if (config.sources.includes('stream')) await stream.start();
+    if (config.sources.includes('worker')) for (const worker of this.explorer.findWorkers()) workers.attach(worker);
     if (config.sweepIntervalMs > 0) await sweep.start();
     reaper.start();
     this.logger.log(

@@ -58,6 +58,7 @@ export class StreamSource {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    if (!this.loop) return;
     clearInterval(this.recovery);
     if (this.pause) {
       clearTimeout(this.pause.timer);
