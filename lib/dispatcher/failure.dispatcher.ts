@@ -56,6 +56,11 @@ export class FailureDispatcher {
     return this.queued.length + this.running.size;
   }
 
+  /** Nothing queued, running or waiting to retry here. */
+  get idle(): boolean {
+    return this.queued.length === 0 && this.running.size === 0 && this.backoffTimers.size === 0;
+  }
+
   /** Claims what is free for these occurrences and queues the runs. Resolves once the claims are recorded. */
   async dispatch(occurrences: readonly FailureOccurrence[]): Promise<void> {
     if (this.stopped) return;

@@ -23,7 +23,9 @@ export class RedisConnections {
     const address = describeAddress(commands);
     const connections = new RedisConnections(commands, blocking, address);
     try {
-      await Promise.all([commands.connect(), blocking.connect()]);
+      // One after the other: a failed first attempt leaves no second socket half-open.
+      await commands.connect();
+      await blocking.connect();
     } catch (error) {
       commands.disconnect();
       blocking.disconnect();
@@ -55,12 +57,27 @@ export class RedisConnections {
 }
 
 function create(connection: ConnectionOptions | Redis, extra: RedisOptions): Redis {
-  const overrides: RedisOptions = { ...extra, lazyConnect: true, maxRetriesPerRequest: null };
+  const base = (connection instanceof Redis ? connection.options : connection) as RedisOptions & { url?: string };
+  const retry = base.retryStrategy ?? ((times: number) => Math.min(times * 50, 2000));
+  let connected = false;
+  const overrides: RedisOptions = {
+    ...extra,
+    lazyConnect: true,
+    maxRetriesPerRequest: null,
+    // 'legacy' keeps RESP3 map replies (ioredis 6) in RESP2's flat shape, which the sources parse.
+    replyMapping: 'legacy',
+    // No retries before the first success: start-up fails fast and leaves no reconnect timer behind.
+    retryStrategy: (times) => (connected ? retry(times) : null),
+  };
+  let client: Redis;
   if (connection instanceof Redis) {
-    return connection.duplicate(overrides);
+    client = connection.duplicate(overrides);
+  } else {
+    const { url, ...options } = base;
+    client = url ? new Redis(url, { ...options, ...overrides }) : new Redis({ ...options, ...overrides });
   }
-  const { url, ...options } = connection as RedisOptions & { url?: string };
-  return url ? new Redis(url, { ...options, ...overrides }) : new Redis({ ...options, ...overrides });
+  client.once('ready', () => (connected = true));
+  return client;
 }
 
 function describeAddress(client: Redis): string {

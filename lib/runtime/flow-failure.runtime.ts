@@ -152,6 +152,12 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     await running.connections.close();
   }
 
+  /** No delivery in flight, no handler queued, running or backing off, and the stream reader caught up. */
+  async isIdle(): Promise<boolean> {
+    const running = this.parts;
+    return this.inFlight.size === 0 && running.dispatcher.idle && (await running.stream.caughtUp()) && this.inFlight.size === 0;
+  }
+
   /** sources -> classifier -> dispatcher. Resolves once the occurrences are recorded (handlers run on). */
   private deliver(signals: FailureSignal[]): Promise<void> {
     if (!this.running) return Promise.resolve(); // closed: the stream or the sweep delivers it after restart

@@ -14,6 +14,19 @@ export interface ReplayResult extends RunResult {
 export class FlowFailureService {
   constructor(private readonly runtime: FlowFailureRuntime) {}
 
+  /**
+   * Resolves when this app instance has nothing left to do: every watched stream read and
+   * acknowledged, no failure being classified, no handler queued, running or waiting to
+   * retry. Meant for tests and graceful hand-overs; rejects after `timeoutMs`.
+   */
+  async whenIdle(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.runtime.isIdle())) {
+      if (Date.now() > deadline) throw new Error(`FlowFailureModule still busy after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   /** Every dead letter of this consumer group, oldest first. */
   getDeadLetters(): Promise<DeadLetter[]> {
     return this.runtime.parts.deadLetters.list();

@@ -30,3 +30,17 @@ export function parseStreamEntry(queueName: string, entry: unknown): ParsedStrea
   }
   return { kind: 'failure', signal: { source: 'stream', queueName, jobId } };
 }
+
+/**
+ * XREADGROUP's reply as [stream, entries] pairs. Over RESP2 it is a list of pairs; over
+ * RESP3 (ioredis 6's default) it is a map, which ioredis flattens to [stream, entries, ...].
+ */
+export function streamReplyPairs(reply: unknown): [string, unknown[]][] {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
+  if (typeof reply[0] === 'string') {
+    const pairs: [string, unknown[]][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([String(reply[i]), reply[i + 1] as unknown[]]);
+    return pairs;
+  }
+  return reply as [string, unknown[]][];
+}

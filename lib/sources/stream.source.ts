@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { ModuleKeys } from '../redis/module-keys.js';
 import type { FailureSignal } from './failure-signal.js';
-import { parseStreamEntry } from './stream-entry.js';
+import { parseStreamEntry, streamReplyPairs } from './stream-entry.js';
 
 export interface StreamSourceOptions {
   queues: readonly string[];
@@ -70,6 +70,18 @@ export class StreamSource {
     await this.handBack();
   }
 
+  /** True when the group has read every entry of every watched stream and holds none unacknowledged. */
+  async caughtUp(): Promise<boolean> {
+    if (!this.loop) return true;
+    for (const stream of this.queueOfStream.keys()) {
+      const info = toRecord((await this.commands.call('XINFO', 'STREAM', stream)) as unknown[]);
+      const groups = ((await this.commands.call('XINFO', 'GROUPS', stream)) as unknown[][]).map(toRecord);
+      const group = groups.find((g) => g.name === this.keys.group);
+      if (!group || Number(group.pending) > 0 || group['last-delivered-id'] !== info['last-generated-id']) return false;
+    }
+    return true;
+  }
+
   private async readLoop(): Promise<void> {
     const streams = [...this.queueOfStream.keys()];
     let errors = 0;
@@ -82,11 +94,11 @@ export class StreamSource {
       }
       try {
         const ids = streams.map(() => (ownPending ? '0' : '>'));
-        const reply = (await this.blocking.call(
+        const reply = await this.blocking.call(
           'XREADGROUP', 'GROUP', this.keys.group, this.options.consumer,
           'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
-        )) as [string, unknown[]][] | null;
-        const count = await this.handle(reply ?? []);
+        );
+        const count = await this.handle(streamReplyPairs(reply));
         if (ownPending && count === 0) ownPending = false;
         errors = 0;
       } catch (error) {
