@@ -78,7 +78,7 @@ export class FailureClassifier {
       };
     }
 
-    const failedChild = parseDeferredFailure(job.deferredFailure);
+    const failedChild = await this.failedChildOf(job, key);
     if (failedChild || (await this.hadChildren(key))) {
       occurrence.parentFailed = {
         ...base,
@@ -89,6 +89,19 @@ export class FailureClassifier {
       };
     }
     return occurrence;
+  }
+
+  /**
+   * The child whose failure failed this job. A Worker's in-memory job still carries
+   * BullMQ's deferred failure; a stored one has lost it (BullMQ deletes it on failing), so
+   * the reason text is trusted only when the child is in the parent's `:unsuccessful` set.
+   */
+  private async failedChildOf(job: Job, key: string): Promise<ParsedJobKey | undefined> {
+    const deferred = parseDeferredFailure(job.deferredFailure);
+    if (deferred) return deferred;
+    const named = parseDeferredFailure(job.failedReason);
+    if (!named) return undefined;
+    return (await this.redis.zscore(`${key}:unsuccessful`, named.key)) !== null ? named : undefined;
   }
 
   /** BullMQ keeps a parent's bookkeeping under its key; any of it means the job had children. */
@@ -113,7 +126,7 @@ export class FailureClassifier {
       const job = await load(next);
       if (!job) break;
       cause = { ...toRef(next), failedReason: job.failedReason ?? '', stacktrace: job.stacktrace ?? undefined };
-      next = parseDeferredFailure(job.deferredFailure);
+      next = await this.failedChildOf(job, next.key);
     }
     return cause;
   }
