@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
-import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+import { type LiveSource, OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
+import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
 
-const prefix = uniquePrefix('one-level');
 
 @Injectable()
 class Compensation {
@@ -21,13 +20,16 @@ class Compensation {
   }
 }
 
-describe('a one-level failParentOnFailure flow', () => {
+const SOURCES: LiveSource[][] = [['worker', 'stream'], ['worker'], ['stream']];
+
+describe.each(SOURCES)('a one-level failParentOnFailure flow (sources: %s)', (...sources: LiveSource[]) => {
+  const prefix = uniquePrefix('one-level');
   let redis: TestRedis;
   let app: TestApp;
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    app = await startApp({ prefix, processors: ['orders', 'payments'], handlers: [Compensation] });
+    app = await startApp({ prefix, processors: ['orders', 'payments'], handlers: [Compensation], options: { sources } });
   });
 
   afterAll(async () => {
@@ -53,8 +55,7 @@ describe('a one-level failParentOnFailure flow', () => {
     const childId = flow.children?.[0].job.id as string;
 
     await waitUntil('both handlers ran', () => app.log.runs.length >= 2);
-    // Give any duplicate delivery (the stream, the sweep) its chance to show up.
-    await new Promise((r) => setTimeout(r, 1500));
+    await settle(app);
 
     const undo = app.log.of('undo') as ParentFailedEvent[];
     const alert = app.log.of('alert') as ChildFailedEvent[];
@@ -83,5 +84,6 @@ describe('a one-level failParentOnFailure flow', () => {
     });
     expect(alert[0].job?.id).toBe(childId);
     expect(undo[0].id).not.toBe(alert[0].id);
+    for (const event of [...undo, ...alert]) expect(sources).toContain(event.source);
   });
 });

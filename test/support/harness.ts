@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
 import { FlowProducer, type Job, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { FlowFailureModule, type FlowFailureEvent, type FlowFailureModuleOptions } from '../../lib/index.js';
+import { FlowFailureModule, FlowFailureService, type FlowFailureEvent, type FlowFailureModuleOptions } from '../../lib/index.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -107,6 +107,7 @@ export interface TestApp {
   app: INestApplicationContext;
   log: EventLog;
   logger: CapturingLogger;
+  flowFailure: FlowFailureService;
   close(): Promise<void>;
 }
 
@@ -134,7 +135,7 @@ export function testAppModule(spec: AppSpec): Type {
 export async function startApp(spec: AppSpec): Promise<TestApp> {
   const logger = new CapturingLogger();
   const app = await NestFactory.createApplicationContext(testAppModule(spec), { logger });
-  return { app, log: app.get(EventLog), logger, close: () => app.close() };
+  return { app, log: app.get(EventLog), logger, flowFailure: app.get(FlowFailureService), close: () => app.close() };
 }
 
 /** The FlowProducer and Redis client a test drives the queues with, from outside the apps. */
@@ -181,4 +182,10 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** Waits until every app has read its streams and finished its handlers: after this, a count is final. */
+export async function settle(...apps: TestApp[]): Promise<void> {
+  // Twice: a handler run by one app can be the last thing another app was waiting on.
+  for (let round = 0; round < 2; round++) await Promise.all(apps.map((app) => app.flowFailure.whenIdle()));
 }

@@ -1,0 +1,77 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Injectable } from '@nestjs/common';
+import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
+import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+
+const prefix = uniquePrefix('own');
+
+@Injectable()
+class Handlers {
+  constructor(private readonly log: EventLog) {}
+
+  @OnParentFailed()
+  parent(event: ParentFailedEvent) {
+    this.log.record('parent', event);
+  }
+
+  @OnParentFailed({ causedByChild: true })
+  onlyCascades(event: ParentFailedEvent) {
+    this.log.record('only-cascades', event);
+  }
+
+  @OnChildFailed()
+  child(event: ChildFailedEvent) {
+    this.log.record('child', event);
+  }
+}
+
+describe('failures that are not cascades', () => {
+  let redis: TestRedis;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    redis = new TestRedis(prefix);
+    app = await startApp({ prefix, processors: ['reports', 'sections', 'plain'], handlers: [Handlers] });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await redis?.close();
+  });
+
+  test('a parent failing in its own processor: causedByChild false, no failedChild or rootCause', async () => {
+    const flow = await redis.flows.add({
+      name: 'report',
+      queueName: 'reports',
+      data: { fail: true, reason: 'template missing' },
+      opts: { attempts: 2 },
+      children: [{ name: 'section', queueName: 'sections', data: {} }],
+    });
+    const parentId = flow.job.id as string;
+    await waitUntil('the parent event', () => app.log.of('parent').length === 1);
+    await settle(app);
+
+    expect(app.log.runs.map((r) => r.handler)).toEqual(['parent']);
+    const [event] = app.log.of('parent') as ParentFailedEvent[];
+    expect(event).toMatchObject({ jobId: parentId, causedByChild: false, failedReason: 'template missing' });
+    expect(event.failedChild).toBeUndefined();
+    expect(event.rootCause).toBeUndefined();
+    expect(event.job?.attemptsMade).toBe(2);
+  });
+
+  test('plain jobs and attempts that will be retried fire nothing', async () => {
+    const before = app.log.runs.length;
+    const plain = await redis.queue('plain').add('lonely', { fail: true }, { attempts: 2 });
+    // A child failing on its first attempt and succeeding on the second: not a terminal failure.
+    const flow = await redis.flows.add({
+      name: 'report',
+      queueName: 'reports',
+      children: [{ name: 'flaky', queueName: 'sections', data: { fail: 1 }, opts: { attempts: 2, failParentOnFailure: true } }],
+    });
+    await waitUntil('the plain job fails', async () => (await plain.getState()) === 'failed');
+    await waitUntil('the flow completes', async () => (await flow.job.getState()) === 'completed');
+    await settle(app);
+    expect(app.log.runs.slice(before)).toEqual([]);
+  });
+});

@@ -1,0 +1,92 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Injectable } from '@nestjs/common';
+import { Worker } from 'bullmq';
+import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
+import { EventLog, type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+
+const prefix = uniquePrefix('restart');
+
+@Injectable()
+class Handlers {
+  constructor(private readonly log: EventLog) {}
+
+  @OnParentFailed('orders')
+  parent(event: ParentFailedEvent) {
+    this.log.record('parent', event);
+  }
+
+  @OnChildFailed('payments')
+  child(event: ChildFailedEvent) {
+    this.log.record('child', event);
+  }
+}
+
+/** The app reacts to failures only; Workers run elsewhere (here: in the test), as in a split deployment. */
+const spec = { prefix, handlers: [Handlers], options: { queues: ['orders', 'payments'] } };
+
+describe('an app that was not running', () => {
+  let redis: TestRedis;
+  let workers: Worker[] = [];
+  let app: TestApp | undefined;
+
+  beforeAll(async () => {
+    redis = new TestRedis(prefix);
+    const process = async (job: { data: { fail?: boolean } }) => {
+      if (job.data.fail) throw new Error('card declined');
+    };
+    workers = ['orders', 'payments'].map((queue) => new Worker(queue, process, { connection: redisConnection(), prefix }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await Promise.all(workers.map((worker) => worker.close()));
+    await redis?.close();
+  });
+
+  test('gets the failures that happened while it was closed when it starts again', async () => {
+    // First start creates the consumer group; from then on the group remembers.
+    app = await startApp(spec);
+    await app.close();
+
+    const flows = await redis.flows.addBulk(
+      Array.from({ length: 5 }, (_, i) => ({
+        name: `order-${i}`,
+        queueName: 'orders',
+        children: [{ name: 'charge', queueName: 'payments', data: { fail: true }, opts: { failParentOnFailure: true } }],
+      })),
+    );
+    await waitUntil('every parent failed', async () =>
+      (await Promise.all(flows.map((flow) => flow.job.getState()))).every((state) => state === 'failed'),
+    );
+
+    app = await startApp(spec);
+    await waitUntil('10 events', () => app!.log.runs.length >= 10);
+    await settle(app);
+    expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
+    expect(app.log.of('child')).toHaveLength(5);
+    expect(app.log.runs.every((run) => run.event.source === 'stream')).toBe(true);
+  });
+
+  test('a job retried with job.retry() that fails again is a new occurrence, delivered again', async () => {
+    app ??= await startApp(spec);
+    const before = app.log.of('child').length;
+    const flow = await redis.flows.add({
+      name: 'order',
+      queueName: 'orders',
+      children: [{ name: 'charge', queueName: 'payments', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } }],
+    });
+    const childId = flow.children?.[0].job.id as string;
+    const mine = () => app!.log.of('child').slice(before).filter((e) => e.jobId === childId);
+    await waitUntil('the first failure', () => mine().length === 1);
+
+    const child = await redis.queue('payments').getJob(childId);
+    await child?.retry('failed');
+    await waitUntil('the second failure', () => mine().length === 2);
+    await settle(app);
+    const [first, second] = mine();
+    expect(mine()).toHaveLength(2);
+    expect(second.id).not.toBe(first.id);
+    expect(second.id.startsWith(`payments:${childId}:`)).toBe(true);
+  });
+});
