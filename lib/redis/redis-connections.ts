@@ -27,8 +27,9 @@ export class RedisConnections {
       await commands.connect();
       await blocking.connect();
     } catch (error) {
-      commands.disconnect();
-      blocking.disconnect();
+      // A client that failed its first attempt has ended itself (no retries yet); disconnecting
+      // it again would leave ioredis waiting 2 s for a 'close' its dead socket already emitted.
+      for (const client of [commands, blocking]) if (client.status !== 'end') client.disconnect();
       throw new RedisUnreachableError(address, error);
     }
     connections.reportTrouble(commands);
