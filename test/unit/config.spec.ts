@@ -1,0 +1,40 @@
+import { describe, expect, test } from '@jest/globals';
+import { FlowFailureConfigError } from '../../lib/errors/index.js';
+import { resolveConfig } from '../../lib/flow-failure.config.js';
+
+describe('resolveConfig', () => {
+  test('fills in the documented defaults', () => {
+    expect(resolveConfig()).toEqual({
+      connection: { host: '127.0.0.1', port: 6379 },
+      prefix: 'bull',
+      queues: [],
+      consumerGroup: 'flow-failure',
+      handlerAttempts: 5,
+      handlerBackoffMs: 1000,
+      dedupTtlMs: 7 * 24 * 3600 * 1000,
+      leaseMs: 30_000,
+      sources: ['worker', 'stream'],
+      sweepIntervalMs: 30_000,
+      concurrency: 50,
+      shutdownTimeoutMs: 10_000,
+    });
+  });
+
+  test("takes connection and prefix from BullModule.forRoot() unless given", () => {
+    const bull = { connection: { host: 'redis', port: 6380 }, prefix: '{shop}' };
+    expect(resolveConfig({}, bull)).toMatchObject(bull);
+    expect(resolveConfig({ prefix: 'mine' }, bull)).toMatchObject({ prefix: 'mine', connection: bull.connection });
+  });
+
+  test.each([
+    [{ handlerAttempt: 3 }, /unknown option "handlerAttempt"/],
+    [{ handlerAttempts: 0 }, /handlerAttempts must be a whole number of at least 1/],
+    [{ sweepIntervalMs: -1 }, /sweepIntervalMs must be a whole number of at least 0/],
+    [{ queues: ['a:b'] }, /queues: "a:b" is not a queue name/],
+    [{ prefix: '' }, /prefix must be a non-empty string/],
+    [{ sources: ['sweep'] }, /sources must be an array of 'worker' and 'stream'/],
+  ])('rejects %j', (options, message) => {
+    expect(() => resolveConfig(options as never)).toThrow(FlowFailureConfigError);
+    expect(() => resolveConfig(options as never)).toThrow(message);
+  });
+});
