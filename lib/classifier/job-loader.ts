@@ -14,12 +14,16 @@ export class JobLoader {
     return Job.fromId(this.queue(prefix, queueName), jobId);
   }
 
-  /** A Queue object only to give loaded jobs a home; it shares the connection and never adds jobs. */
+  /**
+   * A Queue object only to give loaded jobs a home: it shares the connection, never adds
+   * jobs, and must not write the queue's meta (that would reset the user's settings, such
+   * as the events stream's maxLen, to BullMQ's defaults).
+   */
   queue(prefix: string, queueName: string): Queue {
     const key = `${prefix}:${queueName}`;
     let queue = this.queues.get(key);
     if (!queue) {
-      queue = new Queue(queueName, { connection: this.redis, prefix });
+      queue = new Queue(queueName, { connection: this.redis, prefix, skipMetasUpdate: true });
       this.queues.set(key, queue);
     }
     return queue;

@@ -25,6 +25,7 @@ import type { FlowFailureModuleOptions } from '../interfaces/flow-failure-option
 import { ModuleKeys } from '../redis/module-keys.js';
 import { RedisConnections } from '../redis/redis-connections.js';
 import type { FailureSignal } from '../sources/failure-signal.js';
+import { StreamPositions } from '../sources/stream-position.js';
 import { StreamSource } from '../sources/stream.source.js';
 import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
@@ -97,6 +98,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       markerTtlMs: Math.max(10 * 60 * 1000, 4 * config.sweepIntervalMs),
     });
     const deliver = (signals: FailureSignal[]) => this.deliver(signals);
+    const positions = new StreamPositions(redis, keys);
     this.running = {
       connections,
       loader,
@@ -116,13 +118,13 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         Math.max(500, Math.floor(config.leaseMs / 2)),
       ),
       workers: new WorkerSource(config.prefix, deliver),
-      stream: new StreamSource(redis, connections.blocking, keys, deliver, () => dispatcher.backlog, {
+      stream: new StreamSource(redis, connections.blocking, keys, positions, deliver, () => dispatcher.backlog, {
         queues,
         consumer: this.owner,
         leaseMs: config.leaseMs,
         maxBacklog: config.concurrency * 20,
       }),
-      sweep: new SweepSource(redis, keys, deliver, { queues, intervalMs: config.sweepIntervalMs, owner: this.owner }),
+      sweep: new SweepSource(redis, keys, positions, deliver, { queues, intervalMs: config.sweepIntervalMs, owner: this.owner }),
     };
     const { stream, workers, sweep, reaper } = this.running;
     if (config.sources.includes('stream')) await stream.start();

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { ModuleKeys } from '../redis/module-keys.js';
 import type { FailureSignal } from './failure-signal.js';
 import { parseStreamEntry, streamReplyPairs } from './stream-entry.js';
+import { type StreamPositions, toRecord } from './stream-position.js';
 
 export interface StreamSourceOptions {
   queues: readonly string[];
@@ -38,6 +39,7 @@ export class StreamSource {
     private readonly commands: Redis,
     private readonly blocking: Redis,
     private readonly keys: ModuleKeys,
+    private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     private readonly backlog: () => number,
     private readonly options: StreamSourceOptions,
@@ -49,6 +51,8 @@ export class StreamSource {
   async start(): Promise<void> {
     if (this.queueOfStream.size === 0) return;
     await this.ensureGroups('$');
+    // Before the first read: this is when a gap left while no app ran is still visible.
+    for (const queue of this.queueOfStream.values()) await this.positions.read(queue);
     this.loop = this.readLoop();
     const every = Math.max(500, Math.floor(this.options.leaseMs / 2));
     this.recovery = setInterval(() => {
@@ -70,14 +74,11 @@ export class StreamSource {
     await this.handBack();
   }
 
-  /** True when the group has read every entry of every watched stream and holds none unacknowledged. */
+  /** True when the group has been handed every entry of every watched stream and holds none unacknowledged. */
   async caughtUp(): Promise<boolean> {
     if (!this.loop) return true;
-    for (const stream of this.queueOfStream.keys()) {
-      const info = toRecord((await this.commands.call('XINFO', 'STREAM', stream)) as unknown[]);
-      const groups = ((await this.commands.call('XINFO', 'GROUPS', stream)) as unknown[][]).map(toRecord);
-      const group = groups.find((g) => g.name === this.keys.group);
-      if (!group || Number(group.pending) > 0 || group['last-delivered-id'] !== info['last-generated-id']) return false;
+    for (const queue of this.queueOfStream.values()) {
+      if (!(await this.positions.read(queue))?.caughtUp) return false;
     }
     return true;
   }
@@ -219,11 +220,4 @@ export class StreamSource {
       this.pause = { timer, resolve };
     });
   }
-}
-
-/** XINFO replies are flat [name, value, name, value, ...] lists. */
-export function toRecord(fields: unknown[]): Record<string, unknown> {
-  const record: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) record[String(fields[i])] = fields[i + 1];
-  return record;
 }

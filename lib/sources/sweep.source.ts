@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { occurrenceId } from '../classifier/failure-occurrence.js';
 import type { ModuleKeys } from '../redis/module-keys.js';
 import type { FailureSignal } from './failure-signal.js';
-import { toRecord } from './stream.source.js';
+import type { StreamPositions } from './stream-position.js';
 
 export interface SweepSourceOptions {
   queues: readonly string[];
@@ -31,7 +31,6 @@ return 0
  */
 export class SweepSource {
   private readonly logger = new Logger('FlowFailureModule');
-  private readonly warnedGaps = new Map<string, string>();
   private timer?: NodeJS.Timeout;
   private sweeping?: Promise<void>;
   private stopping = false;
@@ -39,6 +38,7 @@ export class SweepSource {
   constructor(
     private readonly redis: Redis,
     private readonly keys: ModuleKeys,
+    private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     private readonly options: SweepSourceOptions,
   ) {}
@@ -116,47 +116,12 @@ export class SweepSource {
 
   /**
    * Up to where the sweep may go: failures older than the grace period and, while the
-   * group still has entries to read, not past the last entry it delivered.
+   * group still has entries to read, not past the last entry it was handed.
    */
   private async horizon(queue: string): Promise<number> {
     const latest = Date.now() - GRACE_MS;
-    const stream = this.keys.eventsStream(queue);
-    let streamInfo: Record<string, unknown>;
-    let groups: unknown[][];
-    try {
-      streamInfo = toRecord((await this.redis.call('XINFO', 'STREAM', stream)) as unknown[]);
-      groups = (await this.redis.call('XINFO', 'GROUPS', stream)) as unknown[][];
-    } catch {
-      return latest; // no stream: nothing will come through it
-    }
-    const group = groups.map(toRecord).find((g) => g.name === this.keys.group);
-    if (!group) return latest;
-    const delivered = String(group['last-delivered-id']);
-    this.warnAboutGap(queue, delivered, String(streamInfo['max-deleted-entry-id'] ?? '0-0'));
-    if (compareIds(delivered, String(streamInfo['last-generated-id'])) >= 0) return latest;
-    return Math.min(latest, idTime(delivered) - GRACE_MS);
+    const position = await this.positions.read(queue);
+    if (!position || position.caughtUp) return latest;
+    return Math.min(latest, position.deliveredMs - GRACE_MS);
   }
-
-  /** An entry newer than the group's position was trimmed before anyone read it. */
-  private warnAboutGap(queue: string, delivered: string, maxDeleted: string): void {
-    if (compareIds(maxDeleted, delivered) <= 0 || this.warnedGaps.get(queue) === maxDeleted) return;
-    this.warnedGaps.set(queue, maxDeleted);
-    const from = idTime(delivered);
-    const to = idTime(maxDeleted);
-    this.logger.warn(
-      `The events stream of ${queue} was trimmed past entries the group had not read: ` +
-        `from ${new Date(from).toISOString()} to ${new Date(to).toISOString()} (${Math.round((to - from) / 1000)} s). ` +
-        'The sweep delivers the failures of that gap from the failed set.',
-    );
-  }
-}
-
-function idTime(id: string): number {
-  return Number(id.split('-')[0]);
-}
-
-function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(Number);
-  const [bm, bs] = b.split('-').map(Number);
-  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }

@@ -29,7 +29,8 @@ export interface JobBehaviour {
   sleepMs?: number;
 }
 
-async function runBehaviour(job: Job<JobBehaviour>): Promise<string> {
+/** The processor of every test queue: what a job does is in its data. */
+export async function runBehaviour(job: Job<JobBehaviour>): Promise<string> {
   const { fail, unrecoverable, reason, sleepMs } = job.data ?? {};
   if (sleepMs) await new Promise((resolve) => setTimeout(resolve, sleepMs));
   const message = reason ?? `${job.name} failed`;

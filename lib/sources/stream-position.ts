@@ -1,0 +1,91 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { ModuleKeys } from '../redis/module-keys.js';
+
+/** Where the consumer group stands in a queue's events stream. */
+export interface StreamPosition {
+  /** The group has been handed every entry, and none waits for an acknowledgement. */
+  caughtUp: boolean;
+  /** Time of the last entry handed to the group (ms). */
+  deliveredMs: number;
+}
+
+/**
+ * Reads the group's position in each events stream (for the sweep's horizon and for
+ * `whenIdle`), and warns, once per gap, when entries were trimmed before the group read them.
+ */
+export class StreamPositions {
+  private readonly logger = new Logger('FlowFailureModule');
+  private readonly openGaps = new Set<string>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: ModuleKeys,
+  ) {}
+
+  /** undefined when the stream or the group does not exist. */
+  async read(queue: string): Promise<StreamPosition | undefined> {
+    const stream = this.keys.eventsStream(queue);
+    let info: Record<string, unknown>;
+    let group: Record<string, unknown> | undefined;
+    try {
+      info = toRecord((await this.redis.call('XINFO', 'STREAM', stream)) as unknown[]);
+      const groups = (await this.redis.call('XINFO', 'GROUPS', stream)) as unknown[][];
+      group = groups.map(toRecord).find((g) => g.name === this.keys.group);
+    } catch {
+      return undefined; // no stream yet
+    }
+    if (!group) return undefined;
+    const delivered = String(group['last-delivered-id']);
+    this.warnAboutGap(queue, delivered, info, group);
+    return {
+      caughtUp: Number(group.pending) === 0 && compareIds(delivered, String(info['last-generated-id'])) >= 0,
+      deliveredMs: idTime(delivered),
+    };
+  }
+
+  /**
+   * The stream's oldest entry is newer than the group's position, and more entries were
+   * added after that position than the stream still holds: some were trimmed unread.
+   * (Redis 7.0 does not move max-deleted-entry-id when it trims, so the counters decide.)
+   */
+  private warnAboutGap(queue: string, delivered: string, stream: Record<string, unknown>, group: Record<string, unknown>): void {
+    const first = Array.isArray(stream['first-entry']) ? String(stream['first-entry'][0]) : undefined;
+    const read = group['entries-read'];
+    const trimmedUnread =
+      first !== undefined &&
+      compareIds(first, delivered) > 0 &&
+      (read === null || read === undefined || Number(stream['entries-added']) - Number(read) > Number(stream.length));
+    if (!trimmedUnread) {
+      this.openGaps.delete(queue);
+      return;
+    }
+    // One warning per gap, not one per look while the reader works through it.
+    if (this.openGaps.has(queue)) return;
+    this.openGaps.add(queue);
+    const from = idTime(delivered);
+    const to = idTime(first);
+    this.logger.warn(
+      `The events stream of ${queue} was trimmed past entries the group had not read: ` +
+        `from ${new Date(from).toISOString()} to ${new Date(to).toISOString()} (${Math.round((to - from) / 1000)} s). ` +
+        'The sweep delivers the failures of that gap from the failed set.',
+    );
+  }
+}
+
+/** XINFO replies are flat [name, value, name, value, ...] lists. */
+export function toRecord(fields: unknown[]): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) record[String(fields[i])] = fields[i + 1];
+  return record;
+}
+
+function idTime(id: string): number {
+  return Number(id.split('-')[0]);
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
+}

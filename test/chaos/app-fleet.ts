@@ -1,0 +1,78 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { CHAOS_QUEUES } from './chaos-flows.js';
+
+const APP_ENTRY = fileURLToPath(new URL('./dist/test/chaos/chaos-app.js', import.meta.url));
+
+/** The chaos app processes: started, SIGKILLed at random, stopped gracefully at the end. */
+export class AppFleet {
+  readonly killedPids = new Set<number>();
+  /** Everything the apps wrote, for checking their warnings. */
+  output = '';
+  kills = 0;
+  private readonly apps = new Set<ChildProcess>();
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly prefix: string,
+  ) {}
+
+  get size(): number {
+    return this.apps.size;
+  }
+
+  /** Starts one app and resolves when its `app.init()` has resolved. */
+  start(): Promise<void> {
+    const child = spawn(process.execPath, [APP_ENTRY], {
+      env: { ...process.env, REDIS_URL: this.redisUrl, CHAOS_PREFIX: this.prefix, CHAOS_QUEUES: CHAOS_QUEUES.join(',') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.apps.add(child);
+    child.once('exit', () => this.apps.delete(child));
+    child.stderr?.on('data', (data: Buffer) => (this.output += data.toString()));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`app ${child.pid} did not start in 30 s:\n${this.output}`)), 30_000);
+      child.stdout?.on('data', (data: Buffer) => {
+        this.output += data.toString();
+        if (data.toString().includes('ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`app ${child.pid} exited with ${code} before it was ready:\n${this.output}`));
+      });
+    });
+  }
+
+  async killRandom(): Promise<void> {
+    const apps = [...this.apps];
+    const victim = apps[Math.floor(Math.random() * apps.length)];
+    if (!victim?.pid) return;
+    this.killedPids.add(victim.pid);
+    this.kills++;
+    await new Promise<void>((resolve) => {
+      victim.once('exit', () => resolve());
+      victim.kill('SIGKILL');
+    });
+  }
+
+  /** SIGTERM: each app closes itself (app.close()) and exits. */
+  async stopAll(): Promise<void> {
+    await Promise.all(
+      [...this.apps].map(
+        (app) =>
+          new Promise<void>((resolve) => {
+            if (app.exitCode !== null) return resolve();
+            const force = setTimeout(() => app.kill('SIGKILL'), 20_000);
+            app.once('exit', () => {
+              clearTimeout(force);
+              resolve();
+            });
+            app.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+}

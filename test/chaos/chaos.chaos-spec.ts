@@ -1,0 +1,156 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { FlowProducer, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { runBehaviour, uniquePrefix, waitUntil } from '../support/harness.js';
+import { type OwnRedisServer, startRedisServer } from '../support/redis-server.mjs';
+import { AppFleet } from './app-fleet.js';
+import { CHAOS_QUEUES, type PlacedFlow, chaosFlow, kindOf, placed } from './chaos-flows.js';
+import { type Tally, moduleQuiet, tally } from './tally.js';
+
+const FLOWS = 2000;
+const BATCH = 50;
+const BATCH_EVERY_MS = 700;
+const KILL_EVERY_MS = 3000;
+const APPS = 3;
+
+function connection(server: OwnRedisServer) {
+  return { host: '127.0.0.1', port: server.port };
+}
+
+function line(label: string, t: Tally, kills: number, restarts: number): string {
+  return (
+    `${label}: ${t.occurrences} occurrences, ${kills} kills, ${restarts} redis restart${restarts === 1 ? '' : 's'}, ` +
+    `lost ${t.lost.length}, duplicated ${t.duplicated.length}`
+  );
+}
+
+/** Waits until every flow has reached its end state: only then is every failure known. */
+async function flowsFinished(queues: Record<string, Queue>, flows: PlacedFlow[]): Promise<boolean> {
+  const states = await Promise.all(
+    flows.map((flow) =>
+      flow.kind === 'wait' ? queues['c-leaf'].getJobState(flow.leaf) : queues['c-top'].getJobState(flow.top),
+    ),
+  );
+  return flows.every((flow, i) => states[i] === (flow.kind === 'fail' || flow.kind === 'wait' ? 'failed' : 'completed'));
+}
+
+describe('chaos', () => {
+  let server: OwnRedisServer;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    // The app processes run compiled code: Nest's DI needs tsc's decorator metadata.
+    execFileSync('npx', ['tsc', '-p', 'test/chaos/tsconfig.json'], { stdio: 'inherit' });
+    server = await startRedisServer({ appendOnly: true });
+    redis = new Redis(server.url, { maxRetriesPerRequest: null });
+  });
+
+  afterAll(async () => {
+    await redis?.quit();
+    await server?.stop();
+  });
+
+  test(`${FLOWS} flows while app processes are SIGKILLed and Redis restarts: nothing lost, nothing twice`, async () => {
+    const prefix = uniquePrefix('chaos');
+    const fleet = new AppFleet(server.url, prefix);
+    const producer = new FlowProducer({ connection: connection(server), prefix });
+    const queues = Object.fromEntries(CHAOS_QUEUES.map((q) => [q, new Queue(q, { connection: connection(server), prefix })]));
+    const flows: PlacedFlow[] = [];
+    let restarts = 0;
+    try {
+      await Promise.all(Array.from({ length: APPS }, () => fleet.start()));
+
+      let producing = true;
+      const chaos = (async () => {
+        while (producing) {
+          await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
+          if (!producing) break;
+          await fleet.killRandom();
+          await fleet.start();
+          if (restarts === 0 && flows.length >= FLOWS / 2) {
+            await server.restart();
+            restarts++;
+          }
+        }
+      })();
+      for (let i = 0; i < FLOWS; i += BATCH) {
+        const batch = Array.from({ length: BATCH }, (_, j) => ({ index: i + j, kind: kindOf(i + j) }));
+        const nodes = await producer.addBulk(batch.map(({ index, kind }) => chaosFlow(index, kind)));
+        nodes.forEach((node, j) => flows.push(placed(batch[j].kind, node)));
+        await new Promise((r) => setTimeout(r, BATCH_EVERY_MS));
+      }
+      producing = false;
+      await chaos;
+      while (fleet.size < APPS) await fleet.start();
+
+      await waitUntil('every flow finished', () => flowsFinished(queues, flows), 90_000);
+      await waitUntil('the module is quiet', () => moduleQuiet(redis, prefix, CHAOS_QUEUES), 60_000);
+      await fleet.stopAll();
+
+      const result = await tally(redis, prefix, flows, fleet.killedPids);
+      console.log(
+        `${line('chaos', result, fleet.kills, restarts)}\n` +
+          `  ${result.rerunsAfterKill} handler re-runs after a SIGKILL between completion and done mark (at-least-once execution); ` +
+          `runs by source: ${JSON.stringify(result.sources)}`,
+      );
+      expect(restarts).toBe(1);
+      expect(fleet.kills).toBeGreaterThanOrEqual(5);
+      expect(result.lost).toEqual([]);
+      expect(result.duplicated).toEqual([]);
+      expect(result.unexpected).toEqual([]);
+    } finally {
+      await fleet.stopAll();
+      await producer.close();
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+    }
+  });
+
+  test('1,000 failures while every app is down and the stream is trimmed to 100 entries: the sweep delivers them all', async () => {
+    const prefix = uniquePrefix('gap');
+    const fleet = new AppFleet(server.url, prefix);
+    const producer = new FlowProducer({ connection: connection(server), prefix });
+    const queues = Object.fromEntries(CHAOS_QUEUES.map((q) => [q, new Queue(q, { connection: connection(server), prefix })]));
+    const workers: Worker[] = [];
+    try {
+      // The apps have run once (groups and checkpoints exist), then all stop.
+      await fleet.start();
+      await fleet.stopAll();
+      // maxLen is a setting BullMQ keeps in each queue's meta; every writer of the stream obeys it.
+      for (const queue of CHAOS_QUEUES) await redis.hset(`${prefix}:${queue}:meta`, 'opts.maxLenEvents', 100);
+
+      for (const queue of CHAOS_QUEUES) {
+        workers.push(new Worker(queue, runBehaviour, { connection: connection(server), prefix, concurrency: 50 }));
+      }
+      const flows: PlacedFlow[] = [];
+      for (let i = 0; i < 1000; i += 100) {
+        const batch = Array.from({ length: 100 }, (_, j) => ({ index: i + j, kind: (i + j) % 2 === 0 ? ('fail' as const) : ('ignore' as const) }));
+        const nodes = await producer.addBulk(batch.map(({ index, kind }) => chaosFlow(index, kind)));
+        nodes.forEach((node, j) => flows.push(placed(batch[j].kind, node)));
+      }
+      await waitUntil('every flow finished', () => flowsFinished(queues, flows), 90_000);
+      await Promise.all(workers.map((w) => w.close()));
+      // The precondition: the stream kept a small tail of the thousands of entries written.
+      expect(await redis.xlen(`${prefix}:c-leaf:events`)).toBeLessThan(1000);
+
+      await Promise.all([fleet.start(), fleet.start()]);
+      await waitUntil('the module is quiet', () => moduleQuiet(redis, prefix, CHAOS_QUEUES), 60_000);
+      await waitUntil('every expected run', async () => (await tally(redis, prefix, flows, fleet.killedPids)).lost.length === 0, 60_000);
+      await waitUntil('the module is quiet', () => moduleQuiet(redis, prefix, CHAOS_QUEUES), 60_000);
+      await fleet.stopAll();
+
+      const result = await tally(redis, prefix, flows, fleet.killedPids);
+      console.log(`${line('chaos (trimmed stream, apps down)', result, 0, 0)}; runs by source: ${JSON.stringify(result.sources)}`);
+      expect(result.lost).toEqual([]);
+      expect(result.duplicated).toEqual([]);
+      expect(result.unexpected).toEqual([]);
+      expect(result.sources.sweep).toBeGreaterThan(0);
+      expect(fleet.output).toMatch(/events stream of c-\w+ was trimmed past entries the group had not read/);
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+      await fleet.stopAll();
+      await producer.close();
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+    }
+  });
+});

@@ -1,0 +1,71 @@
+import type { Redis } from 'ioredis';
+import { type PlacedFlow, expectedOccurrences, expectedRuns } from './chaos-flows.js';
+import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { runsKey } from './chaos-settings.js';
+
+export interface Tally {
+  occurrences: number;
+  expected: number;
+  lost: string[];
+  /** Completed more than once with no SIGKILL to explain it, or under two occurrence ids. */
+  duplicated: string[];
+  /** Completed again because the process of an earlier completion was killed before it marked it done. */
+  rerunsAfterKill: number;
+  unexpected: string[];
+  sources: Record<string, number>;
+}
+
+interface Run {
+  occurrenceId: string;
+  pid: number;
+  source: string;
+}
+
+/** Compares what the handlers recorded with what the flows must have caused. */
+export async function tally(redis: Redis, prefix: string, flows: PlacedFlow[], killedPids: ReadonlySet<number>): Promise<Tally> {
+  const recorded = await redis.hgetall(runsKey(prefix));
+  const runs = new Map<string, Run[]>();
+  const sources: Record<string, number> = {};
+  for (const [field, value] of Object.entries(recorded)) {
+    const [handler, job, occurrenceId] = field.split('|');
+    const [pid, source] = value.split('|');
+    const key = `${handler}|${job}`;
+    runs.set(key, [...(runs.get(key) ?? []), { occurrenceId, pid: Number(pid), source }]);
+    sources[source] = (sources[source] ?? 0) + 1;
+  }
+  const expected = new Set(flows.flatMap(expectedRuns));
+  const result: Tally = {
+    occurrences: flows.reduce((sum, flow) => sum + expectedOccurrences(flow), 0),
+    expected: expected.size,
+    lost: [...expected].filter((key) => !runs.has(key)),
+    duplicated: [],
+    rerunsAfterKill: 0,
+    unexpected: [...runs.keys()].filter((key) => !expected.has(key)),
+    sources,
+  };
+  for (const [key, list] of runs) {
+    if (list.length === 1) continue;
+    const occurrenceIds = new Set(list.map((run) => run.occurrenceId));
+    // Every completion but the last must have come from a process that was then killed.
+    const killedRuns = list.filter((run) => killedPids.has(run.pid)).length;
+    if (occurrenceIds.size > 1 || killedRuns < list.length - 1) result.duplicated.push(key);
+    else result.rerunsAfterKill += list.length - 1;
+  }
+  return result;
+}
+
+/** True when no claim is held or pending and every group has read and acknowledged its stream. */
+export async function moduleQuiet(redis: Redis, prefix: string, queues: string[]): Promise<boolean> {
+  if ((await redis.zcard(new ModuleKeys(prefix, 'flow-failure').leases)) > 0) return false;
+  for (const queue of queues) {
+    const stream = `${prefix}:${queue}:events`;
+    const info = (await redis.call('XINFO', 'STREAM', stream)) as unknown[];
+    const lastId = info[info.indexOf('last-generated-id') + 1];
+    for (const group of (await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]) {
+      const pending = group[group.indexOf('pending') + 1];
+      const delivered = group[group.indexOf('last-delivered-id') + 1];
+      if (Number(pending) > 0 || delivered !== lastId) return false;
+    }
+  }
+  return true;
+}
