@@ -20,6 +20,8 @@ export class ClaimReaper {
     private readonly dispatcher: FailureDispatcher,
     private readonly rebuild: (occurrenceId: string, snapshot: string) => Promise<FailureOccurrence | undefined>,
     private readonly intervalMs: number,
+    /** True while live holders may still be renewing leases that ran out during a Redis outage. */
+    private readonly holdersCatchingUp: () => boolean,
   ) {}
 
   start(): void {
@@ -36,6 +38,7 @@ export class ClaimReaper {
   }
 
   private async reap(): Promise<void> {
+    if (this.holdersCatchingUp()) return;
     const expired = await this.claims.expired(BATCH);
     const byOccurrence = new Map<string, HeldClaim[]>();
     for (const claim of expired) {

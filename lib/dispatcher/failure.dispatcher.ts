@@ -64,7 +64,14 @@ export class FailureDispatcher {
   /** Claims what is free for these occurrences and queues the runs. Resolves once the claims are recorded. */
   async dispatch(occurrences: readonly FailureOccurrence[]): Promise<void> {
     if (this.stopped) return;
-    await Promise.all(occurrences.map((occurrence) => this.dispatchOne(occurrence)));
+    const granted = (await Promise.all(occurrences.map((occurrence) => this.dispatchOne(occurrence)))).flat();
+    // A claim granted past its first attempt, outside our own retries, was someone else's.
+    const takenOver = granted.filter((claim) => claim.attempt > 1).length;
+    if (takenOver > 0) {
+      this.logger.warn(
+        `Took over ${takenOver} claim(s) whose holder stopped before finishing (an instance that crashed, stalled or closed); running them here`,
+      );
+    }
   }
 
   /** Runs a dead letter's handler once more; a success clears the dead letter. */
@@ -105,7 +112,7 @@ export class FailureDispatcher {
     }
   }
 
-  private async dispatchOne(occurrence: FailureOccurrence): Promise<void> {
+  private async dispatchOne(occurrence: FailureOccurrence): Promise<GrantedClaim[]> {
     // A claim this process already holds is running or waiting here; claiming it again would run it twice.
     const matches = this.matches(occurrence).filter((m) => !this.held.has(claimMember(m.binding.key, occurrence.id)));
     const granted = await this.claims.claim(
@@ -118,6 +125,7 @@ export class FailureDispatcher {
       const match = matches.find((m) => m.binding.key === claim.handlerKey);
       if (match) this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
     }
+    return granted;
   }
 
   private matches(occurrence: FailureOccurrence): { binding: HandlerBinding; event: FlowFailureEvent }[] {
@@ -228,7 +236,8 @@ export class FailureDispatcher {
     run.done?.({ ok: false, error: lastError });
   }
 
-  private async renew(): Promise<void> {
+  /** Renews every held claim now (after a Redis outage, before others may take them). */
+  async renew(): Promise<void> {
     const held = [...this.held.values()];
     if (held.length === 0) return;
     try {

@@ -10,6 +10,8 @@ import { RedisUnreachableError } from '../errors/redis-unreachable.error.js';
  */
 export class RedisConnections {
   private readonly logger = new Logger('FlowFailureModule');
+  private recoveredAt = 0;
+  private readonly recoveryListeners: (() => void)[] = [];
 
   private constructor(
     readonly commands: Redis,
@@ -37,6 +39,19 @@ export class RedisConnections {
     return connections;
   }
 
+  /**
+   * True for `windowMs` after the command connection came back from an outage. Leases
+   * kept in Redis ran out while nobody could renew them; until every live holder has
+   * renewed, an expired lease says nothing about its holder being gone.
+   */
+  recentlyRecovered(windowMs: number): boolean {
+    return Date.now() - this.recoveredAt < windowMs;
+  }
+
+  onRecovered(listener: () => void): void {
+    this.recoveryListeners.push(listener);
+  }
+
   async close(): Promise<void> {
     await Promise.all([quit(this.commands), quit(this.blocking)]);
   }
@@ -53,6 +68,10 @@ export class RedisConnections {
       if (!down) return;
       down = false;
       this.logger.log(`Redis ${this.address} (${client.options.connectionName}) is back`);
+      if (client === this.commands) {
+        this.recoveredAt = Date.now();
+        for (const listener of this.recoveryListeners) listener();
+      }
     });
   }
 }

@@ -98,6 +98,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       markerTtlMs: Math.max(10 * 60 * 1000, 4 * config.sweepIntervalMs),
     });
     const deliver = (signals: FailureSignal[]) => this.deliver(signals);
+    const holdersCatchingUp = () => connections.recentlyRecovered(config.leaseMs);
+    connections.onRecovered(() => void dispatcher.renew());
     const positions = new StreamPositions(redis, keys);
     this.running = {
       connections,
@@ -115,7 +117,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
           const job = await loader.load(config.prefix, occurrence.queueName, occurrence.jobId);
           return fromSnapshot(id, snapshot, job);
         },
-        Math.max(500, Math.floor(config.leaseMs / 2)),
+        // Often, so claims handed back by a closing instance are taken at once; it is one cheap script.
+        Math.min(1000, Math.floor(config.leaseMs / 2)),
+        holdersCatchingUp,
       ),
       workers: new WorkerSource(config.prefix, deliver),
       stream: new StreamSource(redis, connections.blocking, keys, positions, deliver, () => dispatcher.backlog, {
@@ -123,6 +127,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         consumer: this.owner,
         leaseMs: config.leaseMs,
         maxBacklog: config.concurrency * 20,
+        holdersCatchingUp,
       }),
       sweep: new SweepSource(redis, keys, positions, deliver, { queues, intervalMs: config.sweepIntervalMs, owner: this.owner }),
     };

@@ -12,6 +12,8 @@ export interface StreamSourceOptions {
   leaseMs: number;
   /** Runs queued in the dispatcher above which reading pauses. */
   maxBacklog: number;
+  /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
+  holdersCatchingUp: () => boolean;
 }
 
 const BATCH = 500;
@@ -146,6 +148,7 @@ export class StreamSource {
 
   /** Takes over entries that a stopped or crashed consumer read but never acknowledged. */
   private async recoverIdle(): Promise<void> {
+    if (this.options.holdersCatchingUp()) return;
     for (const stream of this.queueOfStream.keys()) {
       let cursor = '0-0';
       try {

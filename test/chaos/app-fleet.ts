@@ -46,9 +46,10 @@ export class AppFleet {
     });
   }
 
-  async killRandom(): Promise<void> {
+  /** SIGKILLs the app with this pid, or a random one when it is not one of ours. */
+  async kill(pid?: number): Promise<void> {
     const apps = [...this.apps];
-    const victim = apps[Math.floor(Math.random() * apps.length)];
+    const victim = apps.find((app) => app.pid === pid) ?? apps[Math.floor(Math.random() * apps.length)];
     if (!victim?.pid) return;
     this.killedPids.add(victim.pid);
     this.kills++;

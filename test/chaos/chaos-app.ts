@@ -23,7 +23,7 @@ const recorder = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
  * Redis restart cannot count twice; two tokens for one (handler, occurrence) are two runs.
  */
 async function record(handler: string, event: FlowFailureEvent): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 20)); // handlers take time: kills land mid-run
+  await new Promise((resolve) => setTimeout(resolve, 150)); // handlers take time: kills land mid-run
   const token = randomBytes(6).toString('hex');
   await recorder.hset(runsKey(prefix), `${handler}|${event.queueName}:${event.jobId}|${event.id}|${token}`, `${process.pid}|${event.source}`);
 }

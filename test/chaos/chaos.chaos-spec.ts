@@ -6,11 +6,11 @@ import { runBehaviour, uniquePrefix, waitUntil } from '../support/harness.js';
 import { type OwnRedisServer, startRedisServer } from '../support/redis-server.mjs';
 import { AppFleet } from './app-fleet.js';
 import { CHAOS_QUEUES, type PlacedFlow, chaosFlow, kindOf, placed } from './chaos-flows.js';
-import { type Tally, moduleQuiet, tally } from './tally.js';
+import { type Tally, moduleQuiet, pidHoldingAClaim, tally } from './tally.js';
 
 const FLOWS = 2000;
-const BATCH = 50;
-const BATCH_EVERY_MS = 700;
+const BATCH = 10;
+const BATCH_EVERY_MS = 140;
 const KILL_EVERY_MS = 3000;
 const APPS = 3;
 
@@ -66,7 +66,8 @@ describe('chaos', () => {
         while (producing) {
           await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
           if (!producing) break;
-          await fleet.killRandom();
+          // Kill a process in the middle of a handler run when there is one.
+          await fleet.kill(await pidHoldingAClaim(redis, prefix, 2000));
           await fleet.start();
           if (restarts === 0 && flows.length >= FLOWS / 2) {
             await server.restart();
@@ -89,11 +90,14 @@ describe('chaos', () => {
       await fleet.stopAll();
 
       const result = await tally(redis, prefix, flows, fleet.killedPids);
+      const takenOver = [...fleet.output.matchAll(/Took over (\d+) claim/g)].reduce((n, m) => n + Number(m[1]), 0);
       console.log(
         `${line('chaos', result, fleet.kills, restarts)}\n` +
-          `  ${result.rerunsAfterKill} handler re-runs after a SIGKILL between completion and done mark (at-least-once execution); ` +
-          `runs by source: ${JSON.stringify(result.sources)}`,
+          `  ${takenOver} claims of killed processes taken over; ${result.rerunsAfterKill} handler re-runs after a SIGKILL ` +
+          `between completion and done mark (at-least-once execution); runs by source: ${JSON.stringify(result.sources)}`,
       );
+      // The kills really hit handlers mid-run, and their claims were recovered elsewhere.
+      expect(takenOver).toBeGreaterThan(0);
       expect(restarts).toBe(1);
       expect(fleet.kills).toBeGreaterThanOrEqual(5);
       expect(result.lost).toEqual([]);

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { type PlacedFlow, expectedOccurrences, expectedRuns } from './chaos-flows.js';
-import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { ModuleKeys, parseClaimMember } from '../../lib/redis/module-keys.js';
 import { runsKey } from './chaos-settings.js';
 
 export interface Tally {
@@ -68,4 +68,23 @@ export async function moduleQuiet(redis: Redis, prefix: string, queues: string[]
     }
   }
   return true;
+}
+
+/**
+ * The pid of a process that holds a claim right now (a handler mid-run), so a kill lands
+ * where it hurts; undefined when none does within `withinMs`.
+ */
+export async function pidHoldingAClaim(redis: Redis, prefix: string, withinMs: number): Promise<number | undefined> {
+  const keys = new ModuleKeys(prefix, 'flow-failure');
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    const [member] = await redis.zrange(keys.leases, '0', '0');
+    const claim = member ? parseClaimMember(member) : undefined;
+    const state = claim ? await redis.hget(keys.occurrence(claim.occurrenceId), `h:${claim.handlerKey}`) : null;
+    // state = run|<hostname>:<pid>:<random>|<attempt>
+    const pid = state?.startsWith('run|') ? Number(state.split('|')[1].split(':').at(-2)) : NaN;
+    if (Number.isInteger(pid)) return pid;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return undefined;
 }
