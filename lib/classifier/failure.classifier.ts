@@ -125,7 +125,7 @@ export class FailureClassifier {
     for (let depth = 0; next && depth < MAX_CASCADE_DEPTH; depth++) {
       const job = await load(next);
       if (!job) break;
-      cause = { ...toRef(next), failedReason: job.failedReason ?? '', stacktrace: job.stacktrace ?? undefined };
+      cause = { ...toRef(next), jobName: job.name, failedReason: job.failedReason ?? '', stacktrace: job.stacktrace ?? undefined };
       next = await this.failedChildOf(job, next.key);
     }
     return cause;

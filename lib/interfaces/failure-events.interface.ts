@@ -15,6 +15,7 @@ export interface JobRef {
 
 /** The deepest failed descendant on the path that failed a parent. */
 export interface RootCause extends JobRef {
+  jobName?: string;
   failedReason: string;
   stacktrace?: string[];
 }

@@ -1,23 +1,13 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type INestApplicationContext, Injectable } from '@nestjs/common';
+import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions, Transport } from '@nestjs/microservices';
 import { type Job, Worker } from 'bullmq';
-import { FlowFailureService, OnChildFailed, type ChildFailedEvent } from '../../lib/index.js';
-import { CapturingLogger, EventLog, type JobBehaviour, TestRedis, redisConnection, testAppModule, uniquePrefix, waitUntil } from '../support/harness.js';
+import { FlowFailureService } from '../../lib/index.js';
+import { CapturingLogger, EventLog, type JobBehaviour, TestRedis, redisConnection, testAppModule, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const prefix = uniquePrefix('app-kinds');
-
-@Injectable()
-class Handlers {
-  constructor(private readonly log: EventLog) {}
-
-  @OnChildFailed()
-  child(event: ChildFailedEvent) {
-    this.log.record('child', event);
-  }
-}
 
 type Start = (module: ReturnType<typeof testAppModule>) => Promise<INestApplicationContext>;
 
@@ -48,7 +38,7 @@ describe.each(KINDS)('in %s', (_kind, queue, withoutBull, start) => {
   beforeAll(async () => {
     redis = new TestRedis(prefix);
     app = await start(
-      testAppModule({ prefix, processors: withoutBull ? [] : [queue], handlers: [Handlers], withoutBull, options: withoutBull ? { queues: [queue] } : {} }),
+      testAppModule({ prefix, processors: withoutBull ? [] : [queue], handlers: [recordingHandlers({ child: true })], withoutBull, options: withoutBull ? { queues: [queue] } : {} }),
     );
     if (withoutBull) {
       // Workers in another deployment: here, a plain BullMQ Worker next to the app.

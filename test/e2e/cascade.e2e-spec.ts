@@ -1,24 +1,7 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Injectable } from '@nestjs/common';
-import { type LiveSource, OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
-
-
-@Injectable()
-class CascadeHandlers {
-  constructor(private readonly log: EventLog) {}
-
-  @OnParentFailed()
-  parent(event: ParentFailedEvent) {
-    this.log.record('parent', event);
-  }
-
-  @OnChildFailed()
-  child(event: ChildFailedEvent) {
-    this.log.record('child', event);
-  }
-}
+import { type LiveSource, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
+import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const SOURCES: LiveSource[][] = [['worker', 'stream'], ['worker'], ['stream']];
 
@@ -29,7 +12,7 @@ describe.each(SOURCES)('a three-level failParentOnFailure cascade (sources: %s)'
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    app = await startApp({ prefix, processors: ['top', 'middle', 'leaf'], handlers: [CascadeHandlers], options: { sources } });
+    app = await startApp({ prefix, processors: ['top', 'middle', 'leaf'], handlers: [recordingHandlers({ parent: true, child: true })], options: { sources } });
   });
 
   afterAll(async () => {
@@ -73,7 +56,7 @@ describe.each(SOURCES)('a three-level failParentOnFailure cascade (sources: %s)'
     const topEvent = parents.find((e) => e.jobId === top) as ParentFailedEvent;
     expect(topEvent.causedByChild).toBe(true);
     expect(topEvent.failedChild).toEqual({ queueName: 'middle', jobId: middle, key: `${prefix}:middle:${middle}` });
-    expect(topEvent.rootCause).toMatchObject({ queueName: 'leaf', jobId: leaf, key: `${prefix}:leaf:${leaf}`, failedReason: 'disk full' });
+    expect(topEvent.rootCause).toMatchObject({ queueName: 'leaf', jobId: leaf, jobName: 'leaf-job', key: `${prefix}:leaf:${leaf}`, failedReason: 'disk full' });
     expect(topEvent.rootCause?.stacktrace?.join('\n')).toContain('disk full');
 
     const middleAsParent = parents.find((e) => e.jobId === middle) as ParentFailedEvent;

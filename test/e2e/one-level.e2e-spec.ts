@@ -1,24 +1,7 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Injectable } from '@nestjs/common';
-import { type LiveSource, OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
-
-
-@Injectable()
-class Compensation {
-  constructor(private readonly log: EventLog) {}
-
-  @OnParentFailed('orders')
-  undo(event: ParentFailedEvent) {
-    this.log.record('undo', event);
-  }
-
-  @OnChildFailed('payments')
-  alert(event: ChildFailedEvent) {
-    this.log.record('alert', event);
-  }
-}
+import { type LiveSource, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
+import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const SOURCES: LiveSource[][] = [['worker', 'stream'], ['worker'], ['stream']];
 
@@ -29,7 +12,7 @@ describe.each(SOURCES)('a one-level failParentOnFailure flow (sources: %s)', (..
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    app = await startApp({ prefix, processors: ['orders', 'payments'], handlers: [Compensation], options: { sources } });
+    app = await startApp({ prefix, processors: ['orders', 'payments'], handlers: [recordingHandlers({ parent: 'orders', child: 'payments' })], options: { sources } });
   });
 
   afterAll(async () => {
@@ -57,8 +40,8 @@ describe.each(SOURCES)('a one-level failParentOnFailure flow (sources: %s)', (..
     await waitUntil('both handlers ran', () => app.log.runs.length >= 2);
     await settle(app);
 
-    const undo = app.log.of('undo') as ParentFailedEvent[];
-    const alert = app.log.of('alert') as ChildFailedEvent[];
+    const undo = app.log.of('parent') as ParentFailedEvent[];
+    const alert = app.log.of('child') as ChildFailedEvent[];
     expect(undo).toHaveLength(1);
     expect(alert).toHaveLength(1);
 

@@ -1,26 +1,10 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Injectable } from '@nestjs/common';
 import type { JobsOptions } from 'bullmq';
-import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent, type ParentPolicy } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+import { type ChildFailedEvent, type ParentFailedEvent, type ParentPolicy } from '../../lib/index.js';
+import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const prefix = uniquePrefix('policy');
-
-@Injectable()
-class PolicyHandlers {
-  constructor(private readonly log: EventLog) {}
-
-  @OnParentFailed('parents')
-  parent(event: ParentFailedEvent) {
-    this.log.record('parent', event);
-  }
-
-  @OnChildFailed({ queueName: 'children', parentQueueName: 'parents' })
-  child(event: ChildFailedEvent) {
-    this.log.record('child', event);
-  }
-}
 
 const CASES: { policy: ParentPolicy; opts: JobsOptions; parentFails: boolean }[] = [
   { policy: 'fail', opts: { failParentOnFailure: true }, parentFails: true },
@@ -36,7 +20,7 @@ describe('each parentPolicy', () => {
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    app = await startApp({ prefix, processors: ['parents', 'children'], handlers: [PolicyHandlers] });
+    app = await startApp({ prefix, processors: ['parents', 'children'], handlers: [recordingHandlers({ parent: 'parents', child: { queueName: 'children', parentQueueName: 'parents' } })] });
   });
 
   afterAll(async () => {

@@ -1,29 +1,12 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Injectable } from '@nestjs/common';
 import { Worker } from 'bullmq';
-import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+import { type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const prefix = uniquePrefix('restart');
 
-@Injectable()
-class Handlers {
-  constructor(private readonly log: EventLog) {}
-
-  @OnParentFailed('orders')
-  parent(event: ParentFailedEvent) {
-    this.log.record('parent', event);
-  }
-
-  @OnChildFailed('payments')
-  child(event: ChildFailedEvent) {
-    this.log.record('child', event);
-  }
-}
-
 /** The app reacts to failures only; Workers run elsewhere (here: in the test), as in a split deployment. */
-const spec = { prefix, handlers: [Handlers], options: { queues: ['orders', 'payments'] } };
+const spec = { prefix, handlers: [recordingHandlers({ parent: 'orders', child: 'payments' })], options: { queues: ['orders', 'payments'] } };
 
 describe('an app that was not running', () => {
   let redis: TestRedis;

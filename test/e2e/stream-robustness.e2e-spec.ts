@@ -1,20 +1,9 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Injectable } from '@nestjs/common';
-import { OnChildFailed, type ChildFailedEvent } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+import { type ChildFailedEvent } from '../../lib/index.js';
+import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const prefix = uniquePrefix('robust');
-
-@Injectable()
-class Handlers {
-  constructor(private readonly log: EventLog) {}
-
-  @OnChildFailed()
-  child(event: ChildFailedEvent) {
-    this.log.record('child', event);
-  }
-}
 
 async function failingChild(redis: TestRedis, opts: object = {}) {
   const flow = await redis.flows.add({
@@ -31,7 +20,7 @@ describe('what the stream and the Workers throw at the module', () => {
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    app = await startApp({ prefix, processors: ['parents', 'children'], handlers: [Handlers] });
+    app = await startApp({ prefix, processors: ['parents', 'children'], handlers: [recordingHandlers({ child: true })] });
   });
 
   afterAll(async () => {

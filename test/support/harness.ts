@@ -4,7 +4,14 @@ import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
 import { FlowProducer, type Job, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { FlowFailureModule, FlowFailureService, type FlowFailureEvent, type FlowFailureModuleOptions } from '../../lib/index.js';
+import {
+  FlowFailureModule,
+  FlowFailureService,
+  OnChildFailed,
+  OnParentFailed,
+  type FlowFailureEvent,
+  type FlowFailureModuleOptions,
+} from '../../lib/index.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -68,6 +75,32 @@ export class EventLog {
   of(handler: string): FlowFailureEvent[] {
     return this.runs.filter((run) => run.handler === handler).map((run) => run.event);
   }
+}
+
+/**
+ * A handler class that records every event it gets in the EventLog, as 'parent' and 'child'.
+ * `true` declares the handler with no argument; leaving a key out declares none.
+ */
+export function recordingHandlers(decorate: {
+  parent?: true | Parameters<typeof OnParentFailed>[0];
+  child?: true | Parameters<typeof OnChildFailed>[0];
+}): Type {
+  @Injectable()
+  class RecordingHandlers {
+    constructor(private readonly log: EventLog) {}
+
+    parent(event: FlowFailureEvent) {
+      this.log.record('parent', event);
+    }
+
+    child(event: FlowFailureEvent) {
+      this.log.record('child', event);
+    }
+  }
+  const method = (name: 'parent' | 'child') => Object.getOwnPropertyDescriptor(RecordingHandlers.prototype, name) as PropertyDescriptor;
+  if (decorate.parent) OnParentFailed(decorate.parent === true ? undefined : decorate.parent)(RecordingHandlers.prototype, 'parent', method('parent'));
+  if (decorate.child) OnChildFailed(decorate.child === true ? undefined : decorate.child)(RecordingHandlers.prototype, 'child', method('child'));
+  return RecordingHandlers;
 }
 
 /** Keeps what the app logs, and prints it only when TEST_LOGS is set. */
