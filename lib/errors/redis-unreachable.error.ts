@@ -7,7 +7,7 @@ export class RedisUnreachableError extends Error {
     cause: unknown,
   ) {
     super(
-      `nestjs-flow-failure cannot reach Redis at ${address}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+      `nestjs-flow-failure cannot reach Redis at ${address}: ${(cause instanceof Error ? cause.message : String(cause)).replace(/\.$/, '')}. ` +
         'Start Redis there, or pass `connection` to FlowFailureModule.forRoot().',
       { cause },
     );

@@ -59,14 +59,17 @@ export class RedisConnections {
   /** One warning when a connection drops, one line when it is back: no log flood during an outage. */
   private reportTrouble(client: Redis): void {
     let down = false;
-    client.on('error', (error: Error) => {
+    let lastError = 'connection closed';
+    client.on('error', (error: Error) => (lastError = error.message));
+    client.on('reconnecting', () => {
       if (down) return;
       down = true;
-      this.logger.warn(`Redis ${this.address} (${client.options.connectionName}): ${error.message}; reconnecting`);
+      this.logger.warn(`Redis ${this.address} (${client.options.connectionName}): ${lastError}; reconnecting`);
     });
     client.on('ready', () => {
       if (!down) return;
       down = false;
+      lastError = 'connection closed';
       this.logger.log(`Redis ${this.address} (${client.options.connectionName}) is back`);
       if (client === this.commands) {
         this.recoveredAt = Date.now();
