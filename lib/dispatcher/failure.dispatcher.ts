@@ -6,6 +6,7 @@ import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js
 import { claimMember } from '../redis/module-keys.js';
 import type { ClaimStore, GrantedClaim, HeldClaim } from './claim.store.js';
 import type { DeadLetter } from './dead-letter.js';
+import { within } from '../util/within.js';
 
 export interface DispatcherOptions {
   handlerAttempts: number;
@@ -42,6 +43,7 @@ export class FailureDispatcher {
   private readonly running = new Set<Promise<void>>();
   private readonly renewTimer: NodeJS.Timeout;
   private stopped = false;
+  private renewing = false;
 
   constructor(
     private readonly claims: ClaimStore,
@@ -97,18 +99,11 @@ export class FailureDispatcher {
     for (const timer of this.backoffTimers.values()) clearTimeout(timer);
     this.backoffTimers.clear();
     this.queued.length = 0;
-    let timeout: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.running]),
-      new Promise<void>((resolve) => (timeout = setTimeout(resolve, timeoutMs))),
-    ]);
-    clearTimeout(timeout);
+    await within(timeoutMs, Promise.allSettled([...this.running]));
     const unfinished = [...this.held.values()];
     this.held.clear();
-    if (unfinished.length > 0) {
-      await this.claims.lease(unfinished, 'release').catch((error: unknown) => {
-        this.logger.warn(`Could not hand back ${unfinished.length} claims; they expire after the lease: ${message(error)}`);
-      });
+    if (unfinished.length > 0 && !(await within(timeoutMs, this.claims.lease(unfinished, 'release')))) {
+      this.logger.warn(`Could not hand back ${unfinished.length} claim(s) in time; they expire after the lease`);
     }
   }
 
@@ -176,8 +171,9 @@ export class FailureDispatcher {
     }
     try {
       if (failure === undefined) {
-        this.held.delete(member);
+        // Still held (and renewed) until the done mark is in: a slow Redis must not let the lease lapse.
         if (!(await this.claims.settle(run, { outcome: 'done' }))) this.warnLost(run);
+        this.held.delete(member);
         run.done?.({ ok: true });
       } else if (run.attempt >= run.maxAttempt) {
         await this.bury(run, message(failure), failure);
@@ -216,7 +212,6 @@ export class FailureDispatcher {
 
   private async bury(run: Run, lastError: string, failure?: unknown): Promise<void> {
     const member = claimMember(run.handlerKey, run.occurrenceId);
-    this.held.delete(member);
     const record: DeadLetter = {
       id: member,
       occurrenceId: run.occurrenceId,
@@ -233,18 +228,23 @@ export class FailureDispatcher {
       failure instanceof Error ? failure.stack : undefined,
     );
     if (!(await this.claims.settle(run, { outcome: 'dead', record: JSON.stringify(record) }))) this.warnLost(run);
+    this.held.delete(member);
     run.done?.({ ok: false, error: lastError });
   }
 
   /** Renews every held claim now (after a Redis outage, before others may take them). */
   async renew(): Promise<void> {
     const held = [...this.held.values()];
-    if (held.length === 0) return;
+    // One renewal at a time: during an outage they would queue up behind each other.
+    if (held.length === 0 || this.renewing) return;
+    this.renewing = true;
     try {
       const lost = await this.claims.lease(held, 'renew');
       for (const claim of lost) this.forget(claim);
     } catch (error) {
       this.logger.warn(`Could not renew ${held.length} claims: ${message(error)}`);
+    } finally {
+      this.renewing = false;
     }
   }
 

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RedisUnreachableError } from '../errors/redis-unreachable.error.js';
+import { within } from '../util/within.js';
 
 /**
  * The two connections the module opens and closes: one for commands (auto-pipelined,
@@ -30,7 +31,7 @@ export class RedisConnections {
       await blocking.connect();
     } catch (error) {
       // A client that failed its first attempt has ended itself (no retries yet); disconnecting
-      // it again would leave ioredis waiting 2 s for a 'close' its dead socket already emitted.
+      // it again would leave ioredis waiting for a 'close' its dead socket already emitted.
       for (const client of [commands, blocking]) if (client.status !== 'end') client.disconnect();
       throw new RedisUnreachableError(address, error);
     }
@@ -91,6 +92,9 @@ function create(connection: ConnectionOptions | Redis, extra: RedisOptions): Red
     replyMapping: 'legacy',
     // No retries before the first success: start-up fails fast and leaves no reconnect timer behind.
     retryStrategy: (times) => (connected ? retry(times) : null),
+    // ioredis waits this long for a socket to close on disconnect, even one that is long dead
+    // (Redis gone): keep it short so closing the app leaves no timer running for 2 s.
+    disconnectTimeout: 200,
   };
   let client: Redis;
   if (connection instanceof Redis) {
@@ -108,15 +112,9 @@ function describeAddress(client: Redis): string {
   return path ? String(path) : `${host ?? '127.0.0.1'}:${port ?? 6379}`;
 }
 
+/** QUIT when it can be answered, bounded so a vanished Redis cannot hold up shutdown. */
 async function quit(client: Redis): Promise<void> {
-  if (client.status === 'end') return;
-  try {
-    if (client.status === 'ready') {
-      await client.quit();
-      return;
-    }
-  } catch {
-    // fall through: the connection is going anyway
-  }
-  client.disconnect();
+  if (client.status === 'ready') await within(2000, client.quit());
+  // Not for an ended client: disconnecting it again would wait for a second 'close' that never comes.
+  if ((client.status as string) !== 'end') client.disconnect();
 }

@@ -29,6 +29,7 @@ import { StreamPositions } from '../sources/stream-position.js';
 import { StreamSource } from '../sources/stream.source.js';
 import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
+import { within } from '../util/within.js';
 
 /** Everything that exists between bootstrap and shutdown. */
 interface Running {
@@ -145,10 +146,12 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   async beforeApplicationShutdown(): Promise<void> {
     const running = this.running;
     if (!running) return;
+    const timeout = this.config.shutdownTimeoutMs;
     running.workers.detachAll();
-    await Promise.all([running.stream.stop(), running.sweep.stop(), running.reaper.stop()]);
-    await Promise.allSettled([...this.inFlight]);
-    await running.dispatcher.stop(this.config.shutdownTimeoutMs);
+    // Each step is bounded: with Redis gone, close() still returns (what is left unacknowledged is recovered later).
+    await within(timeout, Promise.all([running.stream.stop(), running.sweep.stop(), running.reaper.stop()]));
+    await within(timeout, Promise.allSettled([...this.inFlight]));
+    await running.dispatcher.stop(timeout);
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -34,7 +34,7 @@ describe('Redis restarting under a running app (forRootAsync)', () => {
         FlowFailureModule.forRootAsync({
           imports: [SettingsModule],
           inject: [RedisSettings],
-          useFactory: (s: RedisSettings) => ({ connection: { host: '127.0.0.1', port: s.port }, prefix, queues: ['jobs'] }),
+          useFactory: (s: RedisSettings) => ({ connection: { host: '127.0.0.1', port: s.port }, prefix, queues: ['jobs'], shutdownTimeoutMs: 500 }),
         }),
       ],
       providers: [EventLog, recordingHandlers({ child: 'jobs' })],
@@ -71,5 +71,12 @@ describe('Redis restarting under a running app (forRootAsync)', () => {
     expect(log.of('child').map((e) => e.jobId).sort()).toEqual([before, after].sort());
     expect(logger.has('warn', new RegExp(`Redis 127\\.0\\.0\\.1:${server.port} .*reconnecting`))).toBe(true);
     expect(logger.has('log', new RegExp(`Redis 127\\.0\\.0\\.1:${server.port} .*is back`))).toBe(true);
+  });
+
+  test('app.close() returns when Redis is gone', async () => {
+    await worker.close();
+    await flows.close();
+    await server.stop();
+    await app.close(); // bounded by shutdownTimeoutMs at each step, not by Redis coming back
   });
 });
