@@ -43,6 +43,9 @@ export class FailureClassifier {
     load: (ref: ParsedJobKey) => Promise<Job | undefined>,
   ): Promise<FailureOccurrence | undefined> {
     const key = jobKey(this.prefix, signal.queueName, signal.jobId);
+    // Asked together with the load, so both travel in one pipeline: one round trip, not two.
+    const hadChildren = this.hadChildren(key);
+    hadChildren.catch(() => undefined); // awaited below only when needed; never an unhandled rejection
     const job = await load({ prefix: this.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
     if (!job?.finishedOn || typeof job.failedReason !== 'string') return undefined;
@@ -79,7 +82,7 @@ export class FailureClassifier {
     }
 
     const failedChild = await this.failedChildOf(job, key);
-    if (failedChild || (await this.hadChildren(key))) {
+    if (failedChild || (await hadChildren)) {
       occurrence.parentFailed = {
         ...base,
         kind: 'parent-failed',
