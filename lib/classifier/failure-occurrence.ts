@@ -10,6 +10,7 @@ export interface FailureOccurrence {
   id: string;
   queueName: string;
   jobId: string;
+  finishedOn: number;
   source: FailureSource;
   job?: Job;
   parentFailed?: ParentFailedEvent;
@@ -48,6 +49,7 @@ export function fromSnapshot(id: string, json: string, job: Job | undefined): Fa
     id,
     queueName: first.queueName,
     jobId: first.jobId,
+    finishedOn: Number(id.slice(id.lastIndexOf(':') + 1)),
     source: first.source,
     job,
     parentFailed: snapshot.parentFailed && { ...snapshot.parentFailed, job },

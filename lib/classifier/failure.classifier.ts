@@ -6,9 +6,20 @@ import type { FailureSignal } from '../sources/failure-signal.js';
 import { type FailureOccurrence, occurrenceId } from './failure-occurrence.js';
 import type { JobLoader } from './job-loader.js';
 import { parentPolicyOf } from './parent-policy.js';
+import type { RecentFailures } from './recent-failures.js';
 
 /** Deeper than any sane flow; stops a corrupt, cyclic chain of deferred failures. */
 const MAX_CASCADE_DEPTH = 64;
+/**
+ * How far a stream entry's time (Redis's clock) may be from the `finishedOn` (the Worker's
+ * clock) of the failure it reports to count as the same failure. Small, because a job
+ * retried and failed again inside the window would be taken for the first failure here
+ * (its own Worker, or the sweep, still delivers it).
+ */
+const SAME_FAILURE_MS = 100;
+
+/** Whether any parent handler could want this job's failure: if none, whether it is a parent need not be asked. */
+export type ParentInterest = (queueName: string, jobName: string | undefined) => boolean;
 
 /**
  * Turns "job X of queue Q may have failed terminally" into occurrences: is the job a
@@ -19,6 +30,8 @@ export class FailureClassifier {
     private readonly redis: Redis,
     private readonly loader: JobLoader,
     private readonly prefix: string,
+    private readonly recent: RecentFailures,
+    private readonly parentInterest: ParentInterest,
   ) {}
 
   async classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
@@ -34,7 +47,12 @@ export class FailureClassifier {
     for (const signal of signals) {
       if (signal.job) loads.set(jobKey(this.prefix, signal.queueName, signal.jobId), Promise.resolve(signal.job));
     }
-    const occurrences = await Promise.all(signals.map((signal) => this.classifyOne(signal, load)));
+    const fresh = signals.filter(
+      (signal) =>
+        signal.reportedAt === undefined ||
+        !this.recent.recordedAround(jobKey(this.prefix, signal.queueName, signal.jobId), signal.reportedAt, SAME_FAILURE_MS),
+    );
+    const occurrences = await Promise.all(fresh.map((signal) => this.classifyOne(signal, load)));
     return occurrences.filter((o): o is FailureOccurrence => o !== undefined);
   }
 
@@ -44,7 +62,8 @@ export class FailureClassifier {
   ): Promise<FailureOccurrence | undefined> {
     const key = jobKey(this.prefix, signal.queueName, signal.jobId);
     // Asked together with the load, so both travel in one pipeline: one round trip, not two.
-    const hadChildren = this.hadChildren(key);
+    const wantsParent = signal.job === undefined || this.parentInterest(signal.queueName, signal.job.name);
+    const hadChildren = wantsParent ? this.hadChildren(key) : Promise.resolve(false);
     hadChildren.catch(() => undefined); // awaited below only when needed; never an unhandled rejection
     const job = await load({ prefix: this.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
@@ -64,6 +83,7 @@ export class FailureClassifier {
       id,
       queueName: signal.queueName,
       jobId: signal.jobId,
+      finishedOn: job.finishedOn,
       source: signal.source,
       job: base.job,
     };
@@ -82,15 +102,18 @@ export class FailureClassifier {
     }
 
     const failedChild = await this.failedChildOf(job, key);
+    const rootCause = failedChild && (await this.rootCause(failedChild, load));
     if (failedChild || (await hadChildren)) {
       occurrence.parentFailed = {
         ...base,
         kind: 'parent-failed',
         causedByChild: failedChild !== undefined,
         failedChild: failedChild && toRef(failedChild),
-        rootCause: failedChild && (await this.rootCause(failedChild, load)),
+        rootCause,
       };
     }
+    // What this job's parent, failing next, will want to know.
+    this.recent.remember(key, job.finishedOn, failedChild ? rootCause : causeOf(key, job));
     return occurrence;
   }
 
@@ -126,13 +149,21 @@ export class FailureClassifier {
     let cause: RootCause | undefined;
     let next: ParsedJobKey | undefined = child;
     for (let depth = 0; next && depth < MAX_CASCADE_DEPTH; depth++) {
+      const known = this.recent.rootCauseOf(next.key);
+      if (known) return known;
       const job = await load(next);
       if (!job) break;
-      cause = { ...toRef(next), jobName: job.name, failedReason: job.failedReason ?? '', stacktrace: job.stacktrace ?? undefined };
+      cause = causeOf(next.key, job);
       next = await this.failedChildOf(job, next.key);
     }
     return cause;
   }
+}
+
+/** A failed job as a root cause. */
+function causeOf(key: string, job: Job): RootCause {
+  const { queueName, jobId } = parseJobKey(key) as ParsedJobKey;
+  return { queueName, jobId, key, jobName: job.name, failedReason: job.failedReason ?? '', stacktrace: job.stacktrace ?? undefined };
 }
 
 function toRef({ queueName, jobId, key }: ParsedJobKey): JobRef {

@@ -20,7 +20,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
  */
 export const CLAIM = `${NOW}
 local occ, leases = KEYS[1], KEYS[2]
-local created = redis.call('HSETNX', occ, 'e', ARGV[5]) == 1
+local created = redis.call('EXISTS', occ) == 0
 local out = {}
 for i = 7, #ARGV do
   local field = 'h:' .. ARGV[i]
@@ -45,7 +45,10 @@ for i = 7, #ARGV do
     out[#out + 1] = attempts
   end
 end
+-- The snapshot is kept while some handler may still need it; a late duplicate of an
+-- occurrence whose handlers are all done does not bring it back.
 if created or #out > 0 then
+  redis.call('HSETNX', occ, 'e', ARGV[5])
   redis.call('PEXPIRE', occ, ARGV[4])
 end
 return out
@@ -71,6 +74,13 @@ if outcome == 'done' then
   redis.call('ZREM', leases, member)
   redis.call('HDEL', dead, member)
   redis.call('PEXPIRE', occ, ARGV[5])
+  -- Once every handler is done, only the done marks are needed: drop the snapshot (most of the bytes).
+  local fields = redis.call('HGETALL', occ)
+  local open = false
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'h:' and fields[i + 1] ~= 'done' then open = true end
+  end
+  if not open then redis.call('HDEL', occ, 'e') end
 elseif outcome == 'retry' then
   redis.call('HSET', occ, field, held .. ARGV[5])
 else

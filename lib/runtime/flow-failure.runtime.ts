@@ -13,6 +13,7 @@ import { ModuleRef } from '@nestjs/core';
 import { FailureClassifier } from '../classifier/failure.classifier.js';
 import { fromSnapshot } from '../classifier/failure-occurrence.js';
 import { JobLoader } from '../classifier/job-loader.js';
+import { RecentFailures } from '../classifier/recent-failures.js';
 import { ClaimReaper } from '../dispatcher/claim.reaper.js';
 import { ClaimStore } from '../dispatcher/claim.store.js';
 import { DeadLetterStore } from '../dispatcher/dead-letter.store.js';
@@ -22,6 +23,7 @@ import { HandlerRegistry } from '../discovery/handler.registry.js';
 import { type BullSharedConfig, type FlowFailureConfig, resolveConfig } from '../flow-failure.config.js';
 import { BULLMQ_DEFAULT_CONFIG_TOKEN, FLOW_FAILURE_MODULE_OPTIONS } from '../flow-failure.constants.js';
 import type { FlowFailureModuleOptions } from '../interfaces/flow-failure-options.interface.js';
+import { jobKey } from '../redis/job-key.js';
 import { ModuleKeys } from '../redis/module-keys.js';
 import { RedisConnections } from '../redis/redis-connections.js';
 import type { FailureSignal } from '../sources/failure-signal.js';
@@ -34,6 +36,7 @@ import { within } from '../util/within.js';
 /** Everything that exists between bootstrap and shutdown. */
 interface Running {
   connections: RedisConnections;
+  recent: RecentFailures;
   loader: JobLoader;
   claims: ClaimStore;
   dispatcher: FailureDispatcher;
@@ -89,7 +92,10 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const redis = connections.commands;
     const keys = new ModuleKeys(config.prefix, config.consumerGroup);
     const loader = new JobLoader(redis);
-    const classifier = new FailureClassifier(redis, loader, config.prefix);
+    const recent = new RecentFailures();
+    const classifier = new FailureClassifier(redis, loader, config.prefix, recent, (queueName, jobName) =>
+      this.registry.match({ kind: 'parent-failed', queueName, jobName, causedByChild: false }).length > 0,
+    );
     const claims = new ClaimStore(redis, keys, this.owner, config.leaseMs, config.dedupTtlMs);
     const dispatcher = new FailureDispatcher(claims, this.registry, {
       handlerAttempts: config.handlerAttempts,
@@ -104,6 +110,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const positions = new StreamPositions(redis, keys);
     this.running = {
       connections,
+      recent,
       loader,
       claims,
       dispatcher,
@@ -171,8 +178,14 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   /** sources -> classifier -> dispatcher. Resolves once the occurrences are recorded (handlers run on). */
   private deliver(signals: FailureSignal[]): Promise<void> {
     if (!this.running) return Promise.resolve(); // closed: the stream or the sweep delivers it after restart
-    const { classifier, dispatcher } = this.running;
-    const delivery = classifier.classify(signals).then((occurrences) => dispatcher.dispatch(occurrences));
+    const { classifier, dispatcher, recent } = this.running;
+    const delivery = classifier.classify(signals).then(async (occurrences) => {
+      await dispatcher.dispatch(occurrences);
+      // Only what a Worker here reported: its stream entry then needs no second classification.
+      for (const o of occurrences) {
+        if (o.source === 'worker') recent.markRecorded(jobKey(this.config.prefix, o.queueName, o.jobId), o.finishedOn);
+      }
+    });
     this.inFlight.add(delivery);
     return delivery.finally(() => this.inFlight.delete(delivery));
   }

@@ -8,4 +8,6 @@ export interface FailureSignal {
   jobId: string;
   /** The job a Worker of this app just failed: spares a load and outlives `removeOnFail`. */
   job?: Job;
+  /** When the events stream recorded the failure (its entry id's time), for stream signals. */
+  reportedAt?: number;
 }

@@ -28,7 +28,7 @@ export function parseStreamEntry(queueName: string, entry: unknown): ParsedStrea
   if (typeof jobId !== 'string' || jobId === '') {
     return { kind: 'malformed', problem: `failed entry ${entry[0]} has no jobId` };
   }
-  return { kind: 'failure', signal: { source: 'stream', queueName, jobId } };
+  return { kind: 'failure', signal: { source: 'stream', queueName, jobId, reportedAt: Number(entry[0].split('-')[0]) } };
 }
 
 /**

@@ -52,10 +52,12 @@ export class StreamPositions {
   private warnAboutGap(queue: string, delivered: string, stream: Record<string, unknown>, group: Record<string, unknown>): void {
     const first = Array.isArray(stream['first-entry']) ? String(stream['first-entry'][0]) : undefined;
     const read = group['entries-read'];
-    const trimmedUnread =
-      first !== undefined &&
-      compareIds(first, delivered) > 0 &&
-      (read === null || read === undefined || Number(stream['entries-added']) - Number(read) > Number(stream.length));
+    const added = Number(stream['entries-added']);
+    const length = Number(stream.length);
+    // Without entries-read (Redis 7.0 leaves it nil for a group created with `$` on an empty
+    // stream), an entry is known lost only when more were ever added than the stream holds.
+    const lostAfterPosition = read === null || read === undefined ? added > length : added - Number(read) > length;
+    const trimmedUnread = first !== undefined && compareIds(first, delivered) > 0 && lostAfterPosition;
     if (!trimmedUnread) {
       this.openGaps.delete(queue);
       return;

@@ -3,9 +3,9 @@ import { parseStreamEntry, streamReplyPairs } from '../../lib/sources/stream-ent
 
 describe('parseStreamEntry', () => {
   test('a failed event becomes a signal', () => {
-    expect(parseStreamEntry('orders', ['1-0', ['event', 'failed', 'jobId', '42', 'failedReason', 'x', 'prev', 'active']])).toEqual({
+    expect(parseStreamEntry('orders', ['1795700000123-0', ['event', 'failed', 'jobId', '42', 'failedReason', 'x', 'prev', 'active']])).toEqual({
       kind: 'failure',
-      signal: { source: 'stream', queueName: 'orders', jobId: '42' },
+      signal: { source: 'stream', queueName: 'orders', jobId: '42', reportedAt: 1795700000123 },
     });
   });
 
