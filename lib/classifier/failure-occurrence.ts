@@ -41,11 +41,11 @@ export function toSnapshot(occurrence: FailureOccurrence): string {
 }
 
 /** Rebuilds an occurrence from its snapshot; `job` is the job as it is now, if it still exists. */
-export function fromSnapshot(id: string, json: string, job: Job | undefined): FailureOccurrence | undefined {
+export function fromSnapshot(id: string, json: string, loadJob: (queueName: string, jobId: string) => Promise<Job | undefined>): Promise<FailureOccurrence | undefined> {
   const snapshot = JSON.parse(json) as OccurrenceSnapshot;
   const first = snapshot.parentFailed ?? snapshot.childFailed;
-  if (!first) return undefined;
-  return {
+  if (!first) return Promise.resolve(undefined);
+  return loadJob(first.queueName, first.jobId).then((job) => ({
     id,
     queueName: first.queueName,
     jobId: first.jobId,
@@ -54,5 +54,5 @@ export function fromSnapshot(id: string, json: string, job: Job | undefined): Fa
     job,
     parentFailed: snapshot.parentFailed && { ...snapshot.parentFailed, job },
     childFailed: snapshot.childFailed && { ...snapshot.childFailed, job },
-  };
+  }));
 }

@@ -18,7 +18,8 @@ export class ClaimReaper {
   constructor(
     private readonly claims: ClaimStore,
     private readonly dispatcher: FailureDispatcher,
-    private readonly rebuild: (occurrenceId: string, snapshot: string) => Promise<FailureOccurrence | undefined>,
+    /** The recorded occurrence, or undefined once it is forgotten. */
+    private readonly restore: (occurrenceId: string) => Promise<FailureOccurrence | undefined>,
     private readonly intervalMs: number,
     /** True while live holders may still be renewing leases that ran out during a Redis outage. */
     private readonly holdersCatchingUp: () => boolean,
@@ -46,8 +47,7 @@ export class ClaimReaper {
     }
     const occurrences: FailureOccurrence[] = [];
     for (const [occurrenceId, claims] of byOccurrence) {
-      const snapshot = await this.claims.snapshot(occurrenceId);
-      const occurrence = snapshot && (await this.rebuild(occurrenceId, snapshot));
+      const occurrence = await this.restore(occurrenceId);
       if (occurrence) occurrences.push(occurrence);
       else await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
     }

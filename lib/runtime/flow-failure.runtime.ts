@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { FailureClassifier } from '../classifier/failure.classifier.js';
-import { fromSnapshot } from '../classifier/failure-occurrence.js';
+import { type FailureOccurrence, fromSnapshot } from '../classifier/failure-occurrence.js';
 import { JobLoader } from '../classifier/job-loader.js';
 import { RecentFailures } from '../classifier/recent-failures.js';
 import { ClaimReaper } from '../dispatcher/claim.reaper.js';
@@ -119,12 +119,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       reaper: new ClaimReaper(
         claims,
         dispatcher,
-        async (id, snapshot) => {
-          const occurrence = fromSnapshot(id, snapshot, undefined);
-          if (!occurrence) return undefined;
-          const job = await loader.load(config.prefix, occurrence.queueName, occurrence.jobId);
-          return fromSnapshot(id, snapshot, job);
-        },
+        (id) => this.restore(id),
         // Often, so claims handed back by a closing instance are taken at once; it is one cheap script.
         Math.min(1000, Math.floor(config.leaseMs / 2)),
         holdersCatchingUp,
@@ -167,6 +162,14 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     this.running = undefined;
     await running.loader.close();
     await running.connections.close();
+  }
+
+  /** An occurrence as recorded, with its job as it is now: for crash recovery and replays. */
+  async restore(occurrenceId: string): Promise<FailureOccurrence | undefined> {
+    const { claims, loader } = this.parts;
+    const snapshot = await claims.snapshot(occurrenceId);
+    if (!snapshot) return undefined;
+    return fromSnapshot(occurrenceId, snapshot, (queueName, jobId) => loader.load(this.config.prefix, queueName, jobId));
   }
 
   /** No delivery in flight, no handler queued, running or backing off, and the stream reader caught up. */

@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { fromSnapshot } from '../classifier/failure-occurrence.js';
 import type { DeadLetter } from '../dispatcher/dead-letter.js';
 import type { RunResult } from '../dispatcher/failure.dispatcher.js';
 import { parseClaimMember } from '../redis/module-keys.js';
@@ -37,15 +36,11 @@ export class FlowFailureService {
    * letter; a failure updates its error, attempts and time.
    */
   async replay(id: string): Promise<ReplayResult> {
-    const { deadLetters, claims, dispatcher, loader } = this.runtime.parts;
+    const { deadLetters, dispatcher } = this.runtime.parts;
     const claim = parseClaimMember(id);
-    const letter = await deadLetters.get(id);
-    if (!claim || !letter) return { id, ok: false, error: `no dead letter ${id}` };
-    const snapshot = await claims.snapshot(claim.occurrenceId);
-    if (!snapshot) return { id, ok: false, error: `the occurrence of dead letter ${id} is no longer stored` };
-    const job = await loader.load(this.runtime.config.prefix, letter.queueName, letter.jobId);
-    const occurrence = fromSnapshot(claim.occurrenceId, snapshot, job);
-    if (!occurrence) return { id, ok: false, error: `the occurrence of dead letter ${id} is unreadable` };
+    if (!claim || !(await deadLetters.get(id))) return { id, ok: false, error: `no dead letter ${id}` };
+    const occurrence = await this.runtime.restore(claim.occurrenceId);
+    if (!occurrence) return { id, ok: false, error: `the occurrence of dead letter ${id} is no longer stored` };
     return { id, ...(await dispatcher.replay(occurrence, claim.handlerKey)) };
   }
 

@@ -5,6 +5,12 @@ import type { FailureSignal } from './failure-signal.js';
 import { parseStreamEntry, streamReplyPairs } from './stream-entry.js';
 import { type StreamPositions, toRecord } from './stream-position.js';
 
+interface StreamBatch {
+  signals: FailureSignal[];
+  acks: [stream: string, ids: string[]][];
+  count: number;
+}
+
 export interface StreamSourceOptions {
   queues: readonly string[];
   consumer: string;
@@ -17,6 +23,7 @@ export interface StreamSourceOptions {
 }
 
 const BATCH = 500;
+const MAX_BATCHES_IN_FLIGHT = 4;
 const BLOCK_MS = 2000;
 const MAX_ERROR_PAUSE_MS = 5000;
 /** A consumer that has held nothing and done nothing this long belongs to a process that is gone. */
@@ -87,6 +94,8 @@ export class StreamSource {
 
   private async readLoop(): Promise<void> {
     const streams = [...this.queueOfStream.keys()];
+    // Batches being delivered while the next one is read: Redis round trips overlap.
+    const batches = new Set<Promise<void>>();
     let errors = 0;
     // After an error, first re-read what this consumer already holds ('0'), then new entries ('>').
     let ownPending = false;
@@ -96,13 +105,23 @@ export class StreamSource {
         continue;
       }
       try {
+        if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
         const ids = streams.map(() => (ownPending ? '0' : '>'));
         const reply = await this.blocking.call(
           'XREADGROUP', 'GROUP', this.keys.group, this.options.consumer,
           'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
         );
-        const count = await this.handle(streamReplyPairs(reply));
-        if (ownPending && count === 0) ownPending = false;
+        const batch = this.parse(streamReplyPairs(reply));
+        if (ownPending && batch.count === 0) ownPending = false;
+        const delivery: Promise<void> = this.complete(batch)
+          .catch((error: unknown) => {
+            // Unacknowledged: re-read from this consumer's pending entries.
+            ownPending = true;
+            this.logger.warn(`Delivering a batch of stream entries failed: ${String(error)}; reading it again`);
+          })
+          .finally(() => batches.delete(delivery));
+        batches.add(delivery);
+        if (batches.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(batches);
         errors = 0;
       } catch (error) {
         if (this.stopping) break;
@@ -117,33 +136,36 @@ export class StreamSource {
         await this.sleep(Math.min(MAX_ERROR_PAUSE_MS, 100 * 2 ** errors));
       }
     }
+    await Promise.allSettled(batches);
   }
 
-  /** Delivers the failures of a reply, then acknowledges every entry in it. Returns how many entries it held. */
-  private async handle(reply: [string, unknown[]][]): Promise<number> {
-    const signals: FailureSignal[] = [];
-    const acks: [string, string[]][] = [];
-    let count = 0;
+  /** The failures in a reply, and every entry id to acknowledge once they are recorded. */
+  private parse(reply: [string, unknown[]][]): StreamBatch {
+    const batch: StreamBatch = { signals: [], acks: [], count: 0 };
     for (const [stream, entries] of reply) {
       const queue = this.queueOfStream.get(stream);
       if (!queue || !Array.isArray(entries)) continue;
       const ids: string[] = [];
       for (const entry of entries) {
-        count++;
+        batch.count++;
         const parsed = parseStreamEntry(queue, entry);
-        if (parsed.kind === 'failure') signals.push(parsed.signal);
+        if (parsed.kind === 'failure') batch.signals.push(parsed.signal);
         if (parsed.kind === 'malformed') this.logger.warn(`Skipping a malformed entry of ${stream}: ${parsed.problem}`);
         if (Array.isArray(entry) && typeof entry[0] === 'string') ids.push(entry[0]);
       }
-      if (ids.length > 0) acks.push([stream, ids]);
+      if (ids.length > 0) batch.acks.push([stream, ids]);
     }
-    if (signals.length > 0) await this.deliver(signals);
-    if (acks.length > 0) {
+    return batch;
+  }
+
+  /** Delivers a batch's failures, then acknowledges every entry in it. */
+  private async complete(batch: StreamBatch): Promise<void> {
+    if (batch.signals.length > 0) await this.deliver(batch.signals);
+    if (batch.acks.length > 0) {
       const pipeline = this.commands.pipeline();
-      for (const [stream, ids] of acks) pipeline.xack(stream, this.keys.group, ...ids);
+      for (const [stream, ids] of batch.acks) pipeline.xack(stream, this.keys.group, ...ids);
       await pipeline.exec();
     }
-    return count;
   }
 
   /** Takes over entries that a stopped or crashed consumer read but never acknowledged. */
@@ -157,7 +179,7 @@ export class StreamSource {
             'XAUTOCLAIM', stream, this.keys.group, this.options.consumer, this.options.leaseMs, cursor, 'COUNT', 200,
           )) as [string, unknown[], string[] | undefined];
           cursor = next;
-          if (entries.length > 0) await this.handle([[stream, entries]]);
+          if (entries.length > 0) await this.complete(this.parse([[stream, entries]]));
           // Entries trimmed while pending: nothing to read; the sweep finds their failures.
           if (deleted && deleted.length > 0) await this.commands.xack(stream, this.keys.group, ...deleted);
         } while (cursor !== '0-0' && !this.stopping);
