@@ -94,7 +94,7 @@ export class StreamSource {
 
   private async readLoop(): Promise<void> {
     const streams = [...this.queueOfStream.keys()];
-    // Batches being delivered while the next one is read: Redis round trips overlap.
+    // Batches being delivered while the next one is read, when there is a backlog.
     const batches = new Set<Promise<void>>();
     let errors = 0;
     // After an error, first re-read what this consumer already holds ('0'), then new entries ('>').
@@ -121,7 +121,10 @@ export class StreamSource {
           })
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
-        if (batches.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(batches);
+        // A full batch means a backlog (catching up): read on while it is delivered. A short
+        // one means the reader is at the head: wait, so the next read gathers more entries.
+        if (batch.count < BATCH) await delivery;
+        else if (batches.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(batches);
         errors = 0;
       } catch (error) {
         if (this.stopping) break;
