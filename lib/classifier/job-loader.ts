@@ -24,6 +24,8 @@ export class JobLoader {
     let queue = this.queues.get(key);
     if (!queue) {
       queue = new Queue(queueName, { connection: this.redis, prefix, skipMetasUpdate: true });
+      // Its connection is ours, whose outages are logged once already; BullMQ would print each error.
+      queue.on('error', () => undefined);
       this.queues.set(key, queue);
     }
     return queue;

@@ -24,10 +24,6 @@ export class HandlerRegistry {
     this.bindings.set(binding.key, binding);
   }
 
-  has(key: string): boolean {
-    return this.bindings.has(key);
-  }
-
   watch(queueName: string): void {
     this.queues.add(queueName);
   }

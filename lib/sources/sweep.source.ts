@@ -7,7 +7,7 @@ import type { StreamPositions } from './stream-position.js';
 
 export interface SweepSourceOptions {
   queues: readonly string[];
-  /** 0: never on a timer (still once at start). */
+  /** How often to sweep (the runtime does not start the sweep when the option is 0). */
   intervalMs: number;
   owner: string;
 }
@@ -49,8 +49,8 @@ export class SweepSource {
     for (const queue of this.options.queues) {
       await this.redis.set(this.keys.sweepCheckpoint(queue), now, 'NX');
     }
-    this.trigger();
-    if (this.options.intervalMs > 0) this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
+    void this.trigger();
+    this.timer = setInterval(() => void this.trigger(), this.options.intervalMs);
   }
 
   async stop(): Promise<void> {
@@ -60,7 +60,7 @@ export class SweepSource {
   }
 
   /** Sweeps now unless a sweep is running; resolves when that sweep ends. */
-  trigger(): Promise<void> {
+  private trigger(): Promise<void> {
     this.sweeping ??= this.sweepAll().finally(() => (this.sweeping = undefined));
     return this.sweeping;
   }
