@@ -10,6 +10,7 @@ export class AppFleet {
   /** Everything the apps wrote, for checking their warnings. */
   output = '';
   kills = 0;
+  gracefulStops = 0;
   private readonly apps = new Set<ChildProcess>();
 
   constructor(
@@ -59,21 +60,27 @@ export class AppFleet {
     });
   }
 
+  /** A rolling restart's step: the oldest app closes itself (SIGTERM: app.close()) and exits. */
+  async stopOldest(): Promise<void> {
+    const [oldest] = this.apps;
+    if (oldest) await this.terminate(oldest);
+    this.gracefulStops++;
+  }
+
   /** SIGTERM: each app closes itself (app.close()) and exits. */
   async stopAll(): Promise<void> {
-    await Promise.all(
-      [...this.apps].map(
-        (app) =>
-          new Promise<void>((resolve) => {
-            if (app.exitCode !== null) return resolve();
-            const force = setTimeout(() => app.kill('SIGKILL'), 20_000);
-            app.once('exit', () => {
-              clearTimeout(force);
-              resolve();
-            });
-            app.kill('SIGTERM');
-          }),
-      ),
-    );
+    await Promise.all([...this.apps].map((app) => this.terminate(app)));
+  }
+
+  private terminate(app: ChildProcess): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (app.exitCode !== null) return resolve();
+      const force = setTimeout(() => app.kill('SIGKILL'), 20_000);
+      app.once('exit', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      app.kill('SIGTERM');
+    });
   }
 }

@@ -51,7 +51,7 @@ describe('chaos', () => {
     await server?.stop();
   });
 
-  test(`${FLOWS} flows while app processes are SIGKILLed and Redis restarts: nothing lost, nothing twice`, async () => {
+  test(`${FLOWS} flows while app processes are SIGKILLed, restarted one by one, and Redis restarts: nothing lost, nothing twice`, async () => {
     const prefix = uniquePrefix('chaos');
     const fleet = new AppFleet(server.url, prefix);
     const producer = new FlowProducer({ connection: connection(server), prefix });
@@ -66,8 +66,11 @@ describe('chaos', () => {
         while (producing) {
           await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
           if (!producing) break;
-          // Kill a process in the middle of a handler run when there is one.
+          // Kill a process in the middle of a handler run when there is one...
           await fleet.kill(await pidHoldingAClaim(redis, prefix, 2000));
+          await fleet.start();
+          // ...and restart another gracefully, as a rolling deployment does.
+          await fleet.stopOldest();
           await fleet.start();
           if (restarts === 0 && flows.length >= FLOWS / 2) {
             await server.restart();
@@ -93,13 +96,14 @@ describe('chaos', () => {
       const takenOver = [...fleet.output.matchAll(/Took over (\d+) claim/g)].reduce((n, m) => n + Number(m[1]), 0);
       console.log(
         `${line('chaos', result, fleet.kills, restarts)}\n` +
-          `  ${takenOver} claims of killed processes taken over; ${result.rerunsAfterKill} handler re-runs after a SIGKILL ` +
+          `  ${fleet.gracefulStops} graceful (rolling) restarts; ${takenOver} claims of killed processes taken over; ${result.rerunsAfterKill} handler re-runs after a SIGKILL ` +
           `between completion and done mark (at-least-once execution); runs by source: ${JSON.stringify(result.sources)}`,
       );
       // The kills really hit handlers mid-run, and their claims were recovered elsewhere.
       expect(takenOver).toBeGreaterThan(0);
       expect(restarts).toBe(1);
       expect(fleet.kills).toBeGreaterThanOrEqual(5);
+      expect(fleet.gracefulStops).toBeGreaterThanOrEqual(5);
       expect(result.lost).toEqual([]);
       expect(result.duplicated).toEqual([]);
       expect(result.unexpected).toEqual([]);
