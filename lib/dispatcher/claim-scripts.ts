@@ -1,10 +1,10 @@
 /**
  * The Lua behind every claim. A handler runs for an occurrence only after `claim` gave
- * it the claim, and only `settle` ends one, so every path (worker, stream, sweep,
- * expired lease, replay, another replica) meets the same atomic checks.
+ * it the claim, and only `settle` ends one (and `discard` a dead one), so every path
+ * (worker, stream, sweep, expired lease, replay, another replica) meets the same atomic checks.
  *
  * Occurrence hash fields: `e` = snapshot; `h:<handler>` = `run|<owner>|<attempt>`,
- * `done` or `dead|<attempts>`. The leases ZSET holds `<handler>|<occurrence>` -> deadline
+ * `done`, `dead|<attempts>` or `discarded`. The leases ZSET holds `<handler>|<occurrence>` -> deadline
  * for every claim that is not settled. Time is Redis's, so replicas' clocks do not matter.
  */
 
@@ -47,6 +47,7 @@ for i = 7, #ARGV do
 end
 -- The snapshot is kept while some handler may still need it; a late duplicate of an
 -- occurrence whose handlers are all done does not bring it back.
+-- (A dead sibling's PERSIST gives way here while something runs; the next settle restores it.)
 if created or #out > 0 then
   redis.call('HSETNX', occ, 'e', ARGV[5])
   redis.call('PEXPIRE', occ, ARGV[4])
@@ -55,11 +56,32 @@ return out
 `;
 
 /**
- * KEYS: occurrence, leases, deadLetters. ARGV: handler, occurrenceId, owner, outcome, value.
- * outcome 'done' (value = ttlMs), 'retry' (value = next attempt), 'dead' (value = record JSON).
+ * How long an occurrence is kept once a handler is settled: for ever while a handler is
+ * dead (its replay needs the snapshot), else `ttl`; and once no handler is running or dead,
+ * without its snapshot (the done marks are all dedup needs, and most of the bytes go).
+ */
+const KEEP = `
+local function keep(occ, ttl)
+  local fields = redis.call('HGETALL', occ)
+  local running, dead = false, false
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'h:' then
+      local state = fields[i + 1]
+      if string.sub(state, 1, 5) == 'dead|' then dead = true end
+      if string.sub(state, 1, 4) == 'run|' then running = true end
+    end
+  end
+  if dead then redis.call('PERSIST', occ) else redis.call('PEXPIRE', occ, ttl) end
+  if not running and not dead then redis.call('HDEL', occ, 'e') end
+end
+`;
+
+/**
+ * KEYS: occurrence, leases, deadLetters. ARGV: handler, occurrenceId, owner, ttlMs, outcome, value.
+ * outcome 'done', 'retry' (value = next attempt) or 'dead' (value = record JSON).
  * Returns 0 when the caller no longer holds the claim (its lease expired and another took it).
  */
-export const SETTLE = `
+export const SETTLE = `${KEEP}
 local occ, leases, dead = KEYS[1], KEYS[2], KEYS[3]
 local field = 'h:' .. ARGV[1]
 local member = ARGV[1] .. '|' .. ARGV[2]
@@ -68,28 +90,38 @@ local state = redis.call('HGET', occ, field)
 if not state or string.sub(state, 1, #held) ~= held then
   return 0
 end
-local outcome = ARGV[4]
+local outcome = ARGV[5]
+if outcome == 'retry' then
+  redis.call('HSET', occ, field, held .. ARGV[6])
+  return 1
+end
 if outcome == 'done' then
   redis.call('HSET', occ, field, 'done')
-  redis.call('ZREM', leases, member)
   redis.call('HDEL', dead, member)
-  redis.call('PEXPIRE', occ, ARGV[5])
-  -- Once every handler is done, only the done marks are needed: drop the snapshot (most of the bytes).
-  local fields = redis.call('HGETALL', occ)
-  local open = false
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], 1, 2) == 'h:' and fields[i + 1] ~= 'done' then open = true end
-  end
-  if not open then redis.call('HDEL', occ, 'e') end
-elseif outcome == 'retry' then
-  redis.call('HSET', occ, field, held .. ARGV[5])
 else
   redis.call('HSET', occ, field, 'dead|' .. string.sub(state, #held + 1))
-  redis.call('ZREM', leases, member)
-  redis.call('HSET', dead, member, ARGV[5])
-  -- The snapshot lives as long as its dead letter: replay needs it.
-  redis.call('PERSIST', occ)
+  redis.call('HSET', dead, member, ARGV[6])
 end
+redis.call('ZREM', leases, member)
+keep(occ, ARGV[4])
+return 1
+`;
+
+/**
+ * KEYS: occurrence, deadLetters. ARGV: handler, occurrenceId, ttlMs. Forgets a dead letter;
+ * its handler is never run again for that occurrence. Returns 0 when there was none.
+ */
+export const DISCARD = `${KEEP}
+local member = ARGV[1] .. '|' .. ARGV[2]
+if redis.call('HDEL', KEYS[2], member) == 0 then
+  return 0
+end
+local field = 'h:' .. ARGV[1]
+local state = redis.call('HGET', KEYS[1], field)
+if state and string.sub(state, 1, 5) == 'dead|' then
+  redis.call('HSET', KEYS[1], field, 'discarded')
+end
+keep(KEYS[1], ARGV[3])
 return 1
 `;
 

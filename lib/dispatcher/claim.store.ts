@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { ModuleKeys, claimMember, parseClaimMember } from '../redis/module-keys.js';
-import { CLAIM, EXPIRED, LEASE, SETTLE } from './claim-scripts.js';
+import { CLAIM, DISCARD, EXPIRED, LEASE, SETTLE } from './claim-scripts.js';
 
 /** A claim this process holds: one handler for one occurrence. */
 export interface HeldClaim {
@@ -22,7 +22,7 @@ type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
 /** The one Redis claim-and-mark mechanism; see claim-scripts.ts for the rules. */
 export class ClaimStore {
-  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffLease' | 'ffExpired', ScriptFn>;
+  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffDiscard' | 'ffLease' | 'ffExpired', ScriptFn>;
 
   constructor(
     private readonly redis: Redis,
@@ -34,6 +34,7 @@ export class ClaimStore {
   ) {
     redis.defineCommand('ffClaim', { numberOfKeys: 2, lua: CLAIM });
     redis.defineCommand('ffSettle', { numberOfKeys: 3, lua: SETTLE });
+    redis.defineCommand('ffDiscard', { numberOfKeys: 2, lua: DISCARD });
     redis.defineCommand('ffLease', { lua: LEASE });
     redis.defineCommand('ffExpired', { numberOfKeys: 1, lua: EXPIRED });
     const commands = redis as unknown as Record<string, ScriptFn>;
@@ -41,6 +42,7 @@ export class ClaimStore {
     this.scripts = {
       ffClaim: bind('ffClaim'),
       ffSettle: bind('ffSettle'),
+      ffDiscard: bind('ffDiscard'),
       ffLease: bind('ffLease'),
       ffExpired: bind('ffExpired'),
     };
@@ -78,11 +80,7 @@ export class ClaimStore {
   /** @returns false when the claim was no longer ours. */
   async settle(claim: HeldClaim, settlement: SettleOutcome): Promise<boolean> {
     const value =
-      settlement.outcome === 'done'
-        ? this.dedupTtlMs
-        : settlement.outcome === 'retry'
-          ? settlement.nextAttempt
-          : settlement.record;
+      settlement.outcome === 'retry' ? settlement.nextAttempt : settlement.outcome === 'dead' ? settlement.record : '';
     const reply = await this.scripts.ffSettle(
       this.keys.occurrence(claim.occurrenceId),
       this.keys.leases,
@@ -90,8 +88,21 @@ export class ClaimStore {
       claim.handlerKey,
       claim.occurrenceId,
       this.owner,
+      this.dedupTtlMs,
       settlement.outcome,
       value,
+    );
+    return reply === 1;
+  }
+
+  /** Forgets a dead letter; its handler never runs again for that occurrence. @returns false when there was none. */
+  async discard(claim: HeldClaim): Promise<boolean> {
+    const reply = await this.scripts.ffDiscard(
+      this.keys.occurrence(claim.occurrenceId),
+      this.keys.deadLetters,
+      claim.handlerKey,
+      claim.occurrenceId,
+      this.dedupTtlMs,
     );
     return reply === 1;
   }

@@ -189,6 +189,7 @@ export class FailureDispatcher {
   }
 
   private async retryLater(run: Run, failure: unknown): Promise<void> {
+    const member = claimMember(run.handlerKey, run.occurrenceId);
     const delay = this.options.handlerBackoffMs * 2 ** (run.attempt - 1);
     const next = run.attempt + 1;
     this.logger.warn(
@@ -196,11 +197,10 @@ export class FailureDispatcher {
         `${message(failure)}; trying again in ${delay} ms`,
     );
     if (!(await this.claims.settle(run, { outcome: 'retry', nextAttempt: next }))) {
-      this.held.delete(claimMember(run.handlerKey, run.occurrenceId));
+      this.held.delete(member);
       this.warnLost(run);
       return;
     }
-    const member = claimMember(run.handlerKey, run.occurrenceId);
     if (this.stopped) return; // stop() hands the claim back; another instance retries it
     const timer = setTimeout(() => {
       this.backoffTimers.delete(member);

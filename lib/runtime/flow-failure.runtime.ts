@@ -115,7 +115,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       claims,
       dispatcher,
       classifier,
-      deadLetters: new DeadLetterStore(redis, keys, config.dedupTtlMs),
+      deadLetters: new DeadLetterStore(redis, keys),
       reaper: new ClaimReaper(
         claims,
         dispatcher,
@@ -175,7 +175,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   /** No delivery in flight, no handler queued, running or backing off, and the stream reader caught up. */
   async isIdle(): Promise<boolean> {
     const running = this.parts;
-    return this.inFlight.size === 0 && running.dispatcher.idle && (await running.stream.caughtUp()) && this.inFlight.size === 0;
+    const quiet = () => this.inFlight.size === 0 && running.dispatcher.idle;
+    // Asked again after the stream check: a delivery may have begun while it was awaited.
+    return quiet() && (await running.stream.caughtUp()) && quiet();
   }
 
   /** sources -> classifier -> dispatcher. Resolves once the occurrences are recorded (handlers run on). */

@@ -52,8 +52,9 @@ export class FlowFailureService {
   }
 
   /** Forgets a dead letter without running its handler again. */
-  discard(id: string): Promise<boolean> {
-    return this.runtime.parts.deadLetters.discard(id);
+  async discard(id: string): Promise<boolean> {
+    const claim = parseClaimMember(id);
+    return claim ? this.runtime.parts.claims.discard(claim) : false;
   }
 
   /** Forgets every dead letter; returns how many. */

@@ -28,7 +28,7 @@ export function parseStreamEntry(queueName: string, entry: unknown): ParsedStrea
   if (typeof jobId !== 'string' || jobId === '') {
     return { kind: 'malformed', problem: `failed entry ${entry[0]} has no jobId` };
   }
-  return { kind: 'failure', signal: { source: 'stream', queueName, jobId, reportedAt: Number(entry[0].split('-')[0]) } };
+  return { kind: 'failure', signal: { source: 'stream', queueName, jobId, reportedAt: idTime(entry[0]) } };
 }
 
 /**
@@ -43,4 +43,16 @@ export function streamReplyPairs(reply: unknown): [string, unknown[]][] {
     return pairs;
   }
   return reply as [string, unknown[]][];
+}
+
+/** The time part (ms) of a stream entry id `<ms>-<seq>`. */
+export function idTime(id: string): number {
+  return Number(id.split('-')[0]);
+}
+
+/** Orders two stream entry ids. */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }

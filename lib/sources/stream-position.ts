@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { ModuleKeys } from '../redis/module-keys.js';
+import { compareIds, idTime } from './stream-entry.js';
 
 /** Where the consumer group stands in a queue's events stream. */
 export interface StreamPosition {
@@ -80,14 +81,4 @@ export function toRecord(fields: unknown[]): Record<string, unknown> {
   const record: Record<string, unknown> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) record[String(fields[i])] = fields[i + 1];
   return record;
-}
-
-function idTime(id: string): number {
-  return Number(id.split('-')[0]);
-}
-
-function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(Number);
-  const [bm, bs] = b.split('-').map(Number);
-  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }

@@ -49,8 +49,8 @@ export class SweepSource {
     for (const queue of this.options.queues) {
       await this.redis.set(this.keys.sweepCheckpoint(queue), now, 'NX');
     }
-    void this.trigger();
-    this.timer = setInterval(() => void this.trigger(), this.options.intervalMs);
+    this.trigger();
+    this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
   }
 
   async stop(): Promise<void> {
@@ -59,10 +59,9 @@ export class SweepSource {
     await this.sweeping;
   }
 
-  /** Sweeps now unless a sweep is running; resolves when that sweep ends. */
-  private trigger(): Promise<void> {
+  /** Sweeps now unless a sweep is running. */
+  private trigger(): void {
     this.sweeping ??= this.sweepAll().finally(() => (this.sweeping = undefined));
-    return this.sweeping;
   }
 
   private async sweepAll(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { type PlacedFlow, expectedOccurrences, expectedRuns } from './chaos-flows.js';
 import { ModuleKeys, parseClaimMember } from '../../lib/redis/module-keys.js';
+import { StreamPositions } from '../../lib/sources/stream-position.js';
 import { runsKey } from './chaos-settings.js';
 
 export interface Tally {
@@ -56,16 +57,11 @@ export async function tally(redis: Redis, prefix: string, flows: PlacedFlow[], k
 
 /** True when no claim is held or pending and every group has read and acknowledged its stream. */
 export async function moduleQuiet(redis: Redis, prefix: string, queues: string[]): Promise<boolean> {
-  if ((await redis.zcard(new ModuleKeys(prefix, 'flow-failure').leases)) > 0) return false;
+  const keys = new ModuleKeys(prefix, 'flow-failure');
+  if ((await redis.zcard(keys.leases)) > 0) return false;
+  const positions = new StreamPositions(redis, keys);
   for (const queue of queues) {
-    const stream = `${prefix}:${queue}:events`;
-    const info = (await redis.call('XINFO', 'STREAM', stream)) as unknown[];
-    const lastId = info[info.indexOf('last-generated-id') + 1];
-    for (const group of (await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]) {
-      const pending = group[group.indexOf('pending') + 1];
-      const delivered = group[group.indexOf('last-delivered-id') + 1];
-      if (Number(pending) > 0 || delivered !== lastId) return false;
-    }
+    if (!(await positions.read(queue))?.caughtUp) return false;
   }
   return true;
 }

@@ -94,3 +94,61 @@ describe('lifecycle', () => {
     expect(again.log.of('poison')).toEqual([]);
   });
 });
+
+@Injectable()
+class PairHandlers {
+  static fixed = false;
+
+  constructor(private readonly log: EventLog) {}
+
+  @OnChildFailed({ jobName: 'pair' })
+  dies(event: ChildFailedEvent) {
+    if (!PairHandlers.fixed) throw new Error('ledger down');
+    this.log.record('dies', event);
+  }
+
+  @OnChildFailed({ jobName: 'pair' })
+  async slowlySucceeds(event: ChildFailedEvent) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    this.log.record('slow', event);
+  }
+}
+
+describe('a dead letter beside a handler that succeeded', () => {
+  const pairPrefix = uniquePrefix('dead-beside-done');
+  let redis: TestRedis;
+  let app: TestApp;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    redis = new TestRedis(pairPrefix);
+    app = await startApp({
+      prefix: pairPrefix,
+      handlers: [PairHandlers],
+      options: { queues: ['parents', 'children'], handlerAttempts: 1, dedupTtlMs: 1000 },
+    });
+    const fail = async (): Promise<void> => {
+      throw new Error('child failed');
+    };
+    worker = new Worker('children', fail, { connection: redisConnection(), prefix: pairPrefix });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await worker?.close();
+    await redis?.close();
+  });
+
+  test('can still be replayed after the dedup TTL that the successful handler started', async () => {
+    await redis.flows.add({ name: 'parent', queueName: 'parents', children: [{ name: 'pair', queueName: 'children', opts: { ignoreDependencyOnFailure: true } }] });
+    await waitUntil('the slow handler succeeded', () => app.log.of('slow').length === 1);
+    const [letter] = await app.flowFailure.getDeadLetters();
+    expect(letter).toMatchObject({ handler: 'PairHandlers.dies', lastError: 'ledger down' });
+
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // past dedupTtlMs: a done occurrence would be forgotten now
+    PairHandlers.fixed = true;
+    expect(await app.flowFailure.replay(letter.id)).toEqual({ id: letter.id, ok: true });
+    expect(app.log.of('dies')).toHaveLength(1);
+    expect(app.log.of('slow')).toHaveLength(1);
+  });
+});
