@@ -18,7 +18,10 @@ const MAX_CASCADE_DEPTH = 64;
  */
 const SAME_FAILURE_MS = 100;
 
-/** Whether any parent handler could want this job's failure: if none, whether it is a parent need not be asked. */
+/**
+ * Whether any handler could want this job's own failure as a parent (`jobName` undefined:
+ * not loaded yet, any name): if none, whether it had children need not be asked.
+ */
 export type ParentInterest = (queueName: string, jobName: string | undefined) => boolean;
 
 /**
@@ -35,6 +38,8 @@ export class FailureClassifier {
   ) {}
 
   async classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
+    // The jobs of this batch: a Worker's job in memory is used as it is, and one loaded
+    // (or being loaded: the loader shares those) is not asked for again by a root-cause walk.
     const loads = new Map<string, Promise<Job | undefined>>();
     const load = (ref: ParsedJobKey): Promise<Job | undefined> => {
       let pending = loads.get(ref.key);
@@ -47,12 +52,7 @@ export class FailureClassifier {
     for (const signal of signals) {
       if (signal.job) loads.set(jobKey(this.prefix, signal.queueName, signal.jobId), Promise.resolve(signal.job));
     }
-    const fresh = signals.filter(
-      (signal) =>
-        signal.reportedAt === undefined ||
-        !this.recent.recordedAround(jobKey(this.prefix, signal.queueName, signal.jobId), signal.reportedAt, SAME_FAILURE_MS),
-    );
-    const occurrences = await Promise.all(fresh.map((signal) => this.classifyOne(signal, load)));
+    const occurrences = await Promise.all(signals.map((signal) => this.classifyOne(signal, load)));
     return occurrences.filter((o): o is FailureOccurrence => o !== undefined);
   }
 
@@ -61,13 +61,23 @@ export class FailureClassifier {
     load: (ref: ParsedJobKey) => Promise<Job | undefined>,
   ): Promise<FailureOccurrence | undefined> {
     const key = jobKey(this.prefix, signal.queueName, signal.jobId);
-    // Asked together with the load, so both travel in one pipeline: one round trip, not two.
-    const wantsParent = signal.job === undefined || this.parentInterest(signal.queueName, signal.job.name);
-    const hadChildren = wantsParent ? this.hadChildren(key) : Promise.resolve(false);
-    hadChildren.catch(() => undefined); // awaited below only when needed; never an unhandled rejection
+    // A failure a Worker here reported: the stream's entry for it adds nothing.
+    if (signal.reportedAt !== undefined && (await this.recent.recordedHere(key, signal.reportedAt, SAME_FAILURE_MS))) {
+      return undefined;
+    }
+    // What can be asked before the job is loaded is asked now, so it travels with the load: one round trip.
+    const inMemory = parseDeferredFailure(signal.job?.deferredFailure);
+    const reported = inMemory ? undefined : parseDeferredFailure(signal.failedReason);
+    const reportedIsFailedChild = reported ? this.isFailedChild(key, reported) : undefined;
+    const wantsParent = this.parentInterest(signal.queueName, signal.job?.name);
+    // Not needed when a failed child is named: that alone makes the job a parent.
+    const hadChildren = wantsParent && !inMemory && !reported ? this.hadChildren(key) : undefined;
+    for (const pending of [reportedIsFailedChild, hadChildren]) pending?.catch(() => undefined); // awaited only when needed
     const job = await load({ prefix: this.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
     if (!job?.finishedOn || typeof job.failedReason !== 'string') return undefined;
+    // Its Worker here reported it while the load was under way (now the exact failure is known).
+    if (signal.source !== 'worker' && (await this.recent.recordedHere(key, job.finishedOn, 0))) return undefined;
 
     const id = occurrenceId(signal.queueName, signal.jobId, job.finishedOn);
     const base = {
@@ -101,9 +111,9 @@ export class FailureClassifier {
       };
     }
 
-    const failedChild = await this.failedChildOf(job, key);
+    const failedChild = await this.failedChildOf(job, key, reported && { child: reported, confirmed: reportedIsFailedChild });
     const rootCause = failedChild && (await this.rootCause(failedChild, load));
-    if (failedChild || (await hadChildren)) {
+    if (failedChild || (wantsParent && (await (hadChildren ?? this.hadChildren(key))))) {
       occurrence.parentFailed = {
         ...base,
         kind: 'parent-failed',
@@ -122,12 +132,21 @@ export class FailureClassifier {
    * BullMQ's deferred failure; a stored one has lost it (BullMQ deletes it on failing), so
    * the reason text is trusted only when the child is in the parent's `:unsuccessful` set.
    */
-  private async failedChildOf(job: Job, key: string): Promise<ParsedJobKey | undefined> {
+  private async failedChildOf(
+    job: Job,
+    key: string,
+    asked?: { child: ParsedJobKey; confirmed?: Promise<boolean> },
+  ): Promise<ParsedJobKey | undefined> {
     const deferred = parseDeferredFailure(job.deferredFailure);
     if (deferred) return deferred;
     const named = parseDeferredFailure(job.failedReason);
     if (!named) return undefined;
-    return (await this.redis.zscore(`${key}:unsuccessful`, named.key)) !== null ? named : undefined;
+    const confirmed = asked?.confirmed && asked.child.key === named.key ? asked.confirmed : this.isFailedChild(key, named);
+    return (await confirmed) ? named : undefined;
+  }
+
+  private async isFailedChild(key: string, child: ParsedJobKey): Promise<boolean> {
+    return (await this.redis.zscore(`${key}:unsuccessful`, child.key)) !== null;
   }
 
   /** BullMQ keeps a parent's bookkeeping under its key; any of it means the job had children. */

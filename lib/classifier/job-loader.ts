@@ -1,17 +1,26 @@
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { jobKey } from '../redis/job-key.js';
 
 /**
  * Loads jobs as BullMQ `Job`s over the module's command connection. Loads issued in the
- * same tick travel in one pipeline (the connection auto-pipelines).
+ * same tick travel in one pipeline (the connection auto-pipelines), and a job already being
+ * loaded is not loaded again: a parent's root-cause walk joins the load of its failed child.
  */
 export class JobLoader {
   private readonly queues = new Map<string, Queue>();
+  private readonly loading = new Map<string, Promise<Job | undefined>>();
 
   constructor(private readonly redis: Redis) {}
 
   load(prefix: string, queueName: string, jobId: string): Promise<Job | undefined> {
-    return Job.fromId(this.queue(prefix, queueName), jobId);
+    const key = jobKey(prefix, queueName, jobId);
+    let pending = this.loading.get(key);
+    if (!pending) {
+      pending = Job.fromId(this.queue(prefix, queueName), jobId).finally(() => this.loading.delete(key));
+      this.loading.set(key, pending);
+    }
+    return pending;
   }
 
   /**

@@ -4,8 +4,10 @@ interface Recent {
   finishedOn: number;
   /** This job's root cause as a failed child: itself, or the leaf below it. */
   rootCause?: RootCause;
-  /** Its occurrence is in Redis (claimed or marked), recorded by this process. */
+  /** A Worker of this process reported the failure and its occurrence is in Redis (claimed or marked). */
   recorded: boolean;
+  /** That report while it is being recorded; never rejects. */
+  recording?: Promise<void>;
   seenAt: number;
 }
 
@@ -13,18 +15,30 @@ const CAPACITY = 5000;
 const TTL_MS = 60_000;
 
 /**
- * A small, bounded memory of the failures this process classified lately. A parent fails
+ * A small, bounded memory of the failures this process saw lately. A parent fails
  * moments after its child: the child's facts are here, so the root-cause walk need not load
- * it again. And when this process's Worker already recorded a failure, the events stream's
- * entry for it needs no second load and classification.
+ * it again. And when this process's Worker reported a failure, the events stream's entry
+ * for it arrives at about the same time: it waits for that report instead of loading,
+ * classifying and claiming the same failure a second time.
  */
 export class RecentFailures {
   private readonly entries = new Map<string, Recent>();
 
   remember(jobKey: string, finishedOn: number, rootCause: RootCause | undefined): void {
-    this.entries.delete(jobKey); // re-insert: Map order is the eviction order
-    this.entries.set(jobKey, { finishedOn, rootCause, recorded: false, seenAt: Date.now() });
-    if (this.entries.size > CAPACITY) this.entries.delete(this.entries.keys().next().value as string);
+    this.entry(jobKey, finishedOn).rootCause = rootCause;
+  }
+
+  /** A Worker of this process reported this failure; `recording` settles once it is recorded or has failed to be. */
+  reporting(jobKey: string, finishedOn: number, recording: Promise<unknown>): void {
+    const entry = this.entry(jobKey, finishedOn);
+    const settled = recording.then(
+      () => undefined,
+      () => undefined,
+    );
+    entry.recording = settled;
+    void settled.then(() => {
+      if (entry.recording === settled) entry.recording = undefined;
+    });
   }
 
   markRecorded(jobKey: string, finishedOn: number): void {
@@ -36,10 +50,28 @@ export class RecentFailures {
     return this.fresh(jobKey)?.rootCause;
   }
 
-  /** Whether this process recorded a failure of the job at about `timeMs` (a stream entry's time). */
-  recordedAround(jobKey: string, timeMs: number, toleranceMs: number): boolean {
+  /**
+   * Whether a Worker of this process recorded a failure of the job that finished within
+   * `toleranceMs` of `timeMs`. A report still being recorded is waited for: if it fails,
+   * the caller must deliver the failure itself.
+   */
+  async recordedHere(jobKey: string, timeMs: number, toleranceMs: number): Promise<boolean> {
     const entry = this.fresh(jobKey);
-    return entry !== undefined && entry.recorded && Math.abs(entry.finishedOn - timeMs) <= toleranceMs;
+    if (!entry || Math.abs(entry.finishedOn - timeMs) > toleranceMs) return false;
+    if (entry.recording) await entry.recording;
+    return entry.recorded;
+  }
+
+  /** The entry of this failure, kept if it is already known, else a new one (a retried job's new failure replaces the old). */
+  private entry(jobKey: string, finishedOn: number): Recent {
+    const known = this.fresh(jobKey);
+    // Re-inserted either way: Map order is the eviction order.
+    this.entries.delete(jobKey);
+    const entry = known?.finishedOn === finishedOn ? known : { finishedOn, recorded: false, seenAt: 0 };
+    entry.seenAt = Date.now();
+    this.entries.set(jobKey, entry);
+    if (this.entries.size > CAPACITY) this.entries.delete(this.entries.keys().next().value as string);
+    return entry;
   }
 
   private fresh(jobKey: string): Recent | undefined {

@@ -36,6 +36,15 @@ export class HandlerRegistry {
     return [...this.bindings.values()];
   }
 
+  /** Whether any handler could match once the job's name is known (`subject.jobName` undefined: not known yet). */
+  couldMatch(subject: FilterSubject): boolean {
+    return this.all.some(
+      (b) =>
+        b.kind === subject.kind &&
+        b.filters.some((f) => filterMatches(subject.jobName === undefined ? { ...f, jobNames: undefined } : f, subject)),
+    );
+  }
+
   match(subject: FilterSubject): HandlerBinding[] {
     return this.all.filter((b) => b.kind === subject.kind && b.filters.some((f) => filterMatches(f, subject)));
   }

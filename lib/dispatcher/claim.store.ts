@@ -33,6 +33,10 @@ export class ClaimStore {
     private readonly dedupTtlMs: number,
   ) {
     redis.defineCommand('ffClaim', { numberOfKeys: 2, lua: CLAIM });
+    // The claim is the one round trip between a Worker's failed event and its handler: sent
+    // at once, not held for the auto-pipeline's next flush (a setImmediate, after whatever
+    // I/O the Workers have queued).
+    redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), 'ffClaim'];
     redis.defineCommand('ffSettle', { numberOfKeys: 3, lua: SETTLE });
     redis.defineCommand('ffDiscard', { numberOfKeys: 2, lua: DISCARD });
     redis.defineCommand('ffLease', { lua: LEASE });

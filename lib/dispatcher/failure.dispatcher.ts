@@ -63,9 +63,12 @@ export class FailureDispatcher {
     return this.queued.length === 0 && this.running.size === 0 && this.backoffTimers.size === 0;
   }
 
-  /** Claims what is free for these occurrences and queues the runs. Resolves once the claims are recorded. */
-  async dispatch(occurrences: readonly FailureOccurrence[]): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Claims what is free for these occurrences and queues the runs. Resolves once the claims
+   * are recorded: true, or false when stopped (nothing was recorded).
+   */
+  async dispatch(occurrences: readonly FailureOccurrence[]): Promise<boolean> {
+    if (this.stopped) return false;
     const granted = (await Promise.all(occurrences.map((occurrence) => this.dispatchOne(occurrence)))).flat();
     // A claim granted past its first attempt, outside our own retries, was someone else's.
     const takenOver = granted.filter((claim) => claim.attempt > 1).length;
@@ -74,6 +77,7 @@ export class FailureDispatcher {
         `Took over ${takenOver} claim(s) whose holder stopped before finishing (an instance that crashed, stalled or closed); running them here`,
       );
     }
+    return true;
   }
 
   /** Runs a dead letter's handler once more; a success clears the dead letter. */

@@ -94,7 +94,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const loader = new JobLoader(redis);
     const recent = new RecentFailures();
     const classifier = new FailureClassifier(redis, loader, config.prefix, recent, (queueName, jobName) =>
-      this.registry.match({ kind: 'parent-failed', queueName, jobName, causedByChild: false }).length > 0,
+      this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false }),
     );
     const claims = new ClaimStore(redis, keys, this.owner, config.leaseMs, config.dedupTtlMs);
     const dispatcher = new FailureDispatcher(claims, this.registry, {
@@ -185,12 +185,16 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     if (!this.running) return Promise.resolve(); // closed: the stream or the sweep delivers it after restart
     const { classifier, dispatcher, recent } = this.running;
     const delivery = classifier.classify(signals).then(async (occurrences) => {
-      await dispatcher.dispatch(occurrences);
+      if (!(await dispatcher.dispatch(occurrences))) return;
       // Only what a Worker here reported: its stream entry then needs no second classification.
       for (const o of occurrences) {
         if (o.source === 'worker') recent.markRecorded(jobKey(this.config.prefix, o.queueName, o.jobId), o.finishedOn);
       }
     });
+    // The stream's entry for the same failure arrives about now: it waits for this instead of repeating it.
+    for (const { source, queueName, jobId, job } of signals) {
+      if (source === 'worker' && job?.finishedOn) recent.reporting(jobKey(this.config.prefix, queueName, jobId), job.finishedOn, delivery);
+    }
     this.inFlight.add(delivery);
     return delivery.finally(() => this.inFlight.delete(delivery));
   }

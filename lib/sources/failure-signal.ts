@@ -10,4 +10,6 @@ export interface FailureSignal {
   job?: Job;
   /** When the events stream recorded the failure (its entry id's time), for stream signals. */
   reportedAt?: number;
+  /** The reason the stream entry carries: a child it names is asked about in the same round trip as the load. */
+  failedReason?: string;
 }

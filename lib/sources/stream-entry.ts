@@ -20,15 +20,19 @@ export function parseStreamEntry(queueName: string, entry: unknown): ParsedStrea
   }
   let event: unknown;
   let jobId: unknown;
+  let failedReason: unknown;
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i] === 'event') event = fields[i + 1];
     else if (fields[i] === 'jobId') jobId = fields[i + 1];
+    else if (fields[i] === 'failedReason') failedReason = fields[i + 1];
   }
   if (event !== 'failed') return { kind: 'other' };
   if (typeof jobId !== 'string' || jobId === '') {
     return { kind: 'malformed', problem: `failed entry ${entry[0]} has no jobId` };
   }
-  return { kind: 'failure', signal: { source: 'stream', queueName, jobId, reportedAt: idTime(entry[0]) } };
+  const signal: FailureSignal = { source: 'stream', queueName, jobId, reportedAt: idTime(entry[0]) };
+  if (typeof failedReason === 'string') signal.failedReason = failedReason;
+  return { kind: 'failure', signal };
 }
 
 /**

@@ -113,7 +113,9 @@ export class StreamSource {
         );
         const batch = this.parse(streamReplyPairs(reply));
         if (ownPending && batch.count === 0) ownPending = false;
-        const delivery: Promise<void> = this.complete(batch)
+        const recorded = batch.signals.length > 0 ? this.deliver(batch.signals) : Promise.resolve();
+        const delivery: Promise<void> = recorded
+          .then(() => this.acknowledge(batch))
           .catch((error: unknown) => {
             // Unacknowledged: re-read from this consumer's pending entries.
             ownPending = true;
@@ -122,9 +124,11 @@ export class StreamSource {
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
         // A full batch means a backlog (catching up): read on while it is delivered. A short
-        // one means the reader is at the head: wait, so the next read gathers more entries.
-        if (batch.count < BATCH) await delivery;
-        else if (batches.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(batches);
+        // one means the reader is at the head: wait until its failures are recorded, so the
+        // next read gathers more entries (not for the acknowledgement: that is one round trip
+        // an entry arriving meanwhile would wait for, for nothing).
+        if (batch.count < BATCH && batches.size < MAX_BATCHES_IN_FLIGHT) await recorded.catch(() => undefined);
+        else await Promise.race(batches);
         errors = 0;
       } catch (error) {
         if (this.stopping) break;
@@ -164,11 +168,13 @@ export class StreamSource {
   /** Delivers a batch's failures, then acknowledges every entry in it. */
   private async complete(batch: StreamBatch): Promise<void> {
     if (batch.signals.length > 0) await this.deliver(batch.signals);
-    if (batch.acks.length > 0) {
-      const pipeline = this.commands.pipeline();
-      for (const [stream, ids] of batch.acks) pipeline.xack(stream, this.keys.group, ...ids);
-      await pipeline.exec();
-    }
+    await this.acknowledge(batch);
+  }
+
+  private async acknowledge(batch: StreamBatch): Promise<void> {
+    // Plain commands, not a pipeline object: ioredis copies every script defined on the
+    // connection (BullMQ's, through the loader's queues) into each pipeline it creates.
+    await Promise.all(batch.acks.map(([stream, ids]) => this.commands.xack(stream, this.keys.group, ...ids)));
   }
 
   /** Takes over entries that a stopped or crashed consumer read but never acknowledged. */

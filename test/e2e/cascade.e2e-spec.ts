@@ -1,11 +1,9 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type LiveSource, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
-import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
+import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers, SOURCE_MODES } from '../support/harness.js';
 
-const SOURCES: LiveSource[][] = [['worker', 'stream'], ['worker'], ['stream']];
-
-describe.each(SOURCES)('a three-level failParentOnFailure cascade (sources: %s)', (...sources: LiveSource[]) => {
+describe.each(SOURCE_MODES)('a three-level failParentOnFailure cascade (sources: %s)', (...sources: LiveSource[]) => {
   const prefix = uniquePrefix('cascade');
   let redis: TestRedis;
   let app: TestApp;

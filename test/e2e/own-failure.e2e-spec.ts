@@ -1,10 +1,8 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
-import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
-
-const prefix = uniquePrefix('own');
+import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type LiveSource, type ParentFailedEvent } from '../../lib/index.js';
+import { EventLog, SOURCE_MODES, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
 
 @Injectable()
 class Handlers {
@@ -26,13 +24,14 @@ class Handlers {
   }
 }
 
-describe('failures that are not cascades', () => {
+describe.each(SOURCE_MODES)('failures that are not cascades (sources: %s)', (...sources: LiveSource[]) => {
+  const prefix = uniquePrefix('own');
   let redis: TestRedis;
   let app: TestApp;
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    app = await startApp({ prefix, processors: ['reports', 'sections', 'plain'], handlers: [Handlers] });
+    app = await startApp({ prefix, processors: ['reports', 'sections', 'plain'], handlers: [Handlers], options: { sources } });
   });
 
   afterAll(async () => {
@@ -58,6 +57,25 @@ describe('failures that are not cascades', () => {
     expect(event.failedChild).toBeUndefined();
     expect(event.rootCause).toBeUndefined();
     expect(event.job?.attemptsMade).toBe(2);
+  });
+
+  test("a parent's own error worded like BullMQ's cascade reason is still its own failure", async () => {
+    const before = app.log.runs.length;
+    // The stream entry carries this reason: the child it names is checked, not trusted.
+    const reason = `child ${prefix}:sections:not-a-child failed`;
+    const flow = await redis.flows.add({
+      name: 'report',
+      queueName: 'reports',
+      data: { fail: true, reason },
+      children: [{ name: 'section', queueName: 'sections', data: {} }],
+    });
+    await waitUntil('the parent event', () => app.log.of('parent').length === 2);
+    await settle(app);
+
+    expect(app.log.runs.slice(before).map((r) => r.handler)).toEqual(['parent']);
+    const event = app.log.of('parent')[1] as ParentFailedEvent;
+    expect(event).toMatchObject({ jobId: flow.job.id, causedByChild: false, failedReason: reason });
+    expect(event.failedChild).toBeUndefined();
   });
 
   test('plain jobs and attempts that will be retried fire nothing', async () => {

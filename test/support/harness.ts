@@ -11,6 +11,7 @@ import {
   OnParentFailed,
   type FlowFailureEvent,
   type FlowFailureModuleOptions,
+  type LiveSource,
 } from '../../lib/index.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -19,6 +20,9 @@ export function redisConnection(url = REDIS_URL): { host: string; port: number }
   const parsed = new URL(url);
   return { host: parsed.hostname, port: Number(parsed.port || 6379) };
 }
+
+/** Every way the live sources can be configured: behaviour must not depend on which delivered a failure. */
+export const SOURCE_MODES: LiveSource[][] = [['worker', 'stream'], ['worker'], ['stream']];
 
 /** Each test file its own prefix, so files can run side by side and clean up only their keys. */
 export function uniquePrefix(name: string): string {

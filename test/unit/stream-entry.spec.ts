@@ -5,7 +5,7 @@ describe('parseStreamEntry', () => {
   test('a failed event becomes a signal', () => {
     expect(parseStreamEntry('orders', ['1795700000123-0', ['event', 'failed', 'jobId', '42', 'failedReason', 'x', 'prev', 'active']])).toEqual({
       kind: 'failure',
-      signal: { source: 'stream', queueName: 'orders', jobId: '42', reportedAt: 1795700000123 },
+      signal: { source: 'stream', queueName: 'orders', jobId: '42', reportedAt: 1795700000123, failedReason: 'x' },
     });
   });
 
