@@ -22,9 +22,10 @@ import { preciseNow } from './clock.js';
  *   <source>:claim     classify() resolved -> its claim script answered (waits for the whole batch's classification)
  *   <source>:queue     claim answered -> the handler's first line (the dispatcher's queue)
  *   <source>:total     finishedOn -> the handler's first line
- * per call: load (Job.fromId), claim (one claim script), hadChildren (EXISTS), rootCause;
- * and per batch: batch:classify, batch:dispatch (claims), batch:stream-handle (one XREADGROUP
- * reply: classify + claims + XACK), batch:stream-entries (entries in that reply).
+ * per call: load (Job.fromId), claim (one claim script, for one occurrence or a batch),
+ * hadChildren (EXISTS), rootCause; and per batch: batch:classify, batch:dispatch (claims),
+ * batch:stream-entries (entries in one XREADGROUP reply), stream:xadd-to-read (how old a
+ * failure entry is when its reply is read).
  */
 export interface Tracer {
   handlerStarted(occurrenceId: string, source: string): void;
@@ -71,20 +72,20 @@ export function installTracer(): Tracer {
   timeCalls(FailureClassifier.prototype, 'hadChildren', (ms) => add('call:hadChildren', ms));
   timeCalls(FailureClassifier.prototype, 'rootCause', (ms) => add('call:rootCause', ms));
   timeCalls(FailureDispatcher.prototype, 'dispatch', (ms) => add('batch:dispatch', ms));
-  wrap(StreamSource.prototype, 'handle', (original) =>
-    async function (this: unknown, ...args: unknown[]) {
+  wrap(StreamSource.prototype, 'parse', (original) =>
+    function (this: unknown, ...args: unknown[]) {
       const start = preciseNow();
-      // How old each failure entry is when its reply is handled (entry ids carry Redis's ms clock).
-      for (const [, entries] of args[0] as [string, unknown[]][]) {
-        for (const entry of entries) {
+      // How old each failure entry is when its reply is read (entry ids carry Redis's ms clock).
+      let entries = 0;
+      for (const [, batch] of args[0] as [string, unknown[]][]) {
+        for (const entry of batch) {
+          entries++;
           const [id, fields] = entry as [string, string[] | null];
           if (fields?.[1] === 'failed') add('stream:xadd-to-read', start - Number(id.split('-')[0]));
         }
       }
-      const entries = (await original.apply(this, args)) as number;
-      add('batch:stream-handle', preciseNow() - start);
       add('batch:stream-entries', entries);
-      return entries;
+      return original.apply(this, args);
     },
   );
   wrap(ClaimStore.prototype, 'claim', (original) =>
@@ -94,7 +95,7 @@ export function installTracer(): Tracer {
       const end = preciseNow();
       add('call:claim', end - start);
       // The handler of a granted claim starts in the same chain of microtasks, right after this.
-      remember(claimedAt, args[0] as string, end);
+      for (const request of args[0] as { occurrenceId: string }[]) remember(claimedAt, request.occurrenceId, end);
       return granted;
     },
   );

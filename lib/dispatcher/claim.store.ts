@@ -13,6 +13,14 @@ export interface GrantedClaim extends HeldClaim {
   attempt: number;
 }
 
+/** One occurrence to record, with the handlers that want it. */
+export interface ClaimRequest {
+  occurrenceId: string;
+  /** The occurrence as JSON: what another replica needs to run it. */
+  snapshot: string;
+  handlerKeys: readonly string[];
+}
+
 export type SettleOutcome =
   | { outcome: 'done' }
   | { outcome: 'retry'; nextAttempt: number }
@@ -32,7 +40,7 @@ export class ClaimStore {
     private readonly leaseMs: number,
     private readonly dedupTtlMs: number,
   ) {
-    redis.defineCommand('ffClaim', { numberOfKeys: 2, lua: CLAIM });
+    redis.defineCommand('ffClaim', { lua: CLAIM });
     // The claim is the one round trip between a Worker's failed event and its handler: sent
     // at once, not held for the auto-pipeline's next flush (a setImmediate, after whatever
     // I/O the Workers have queued).
@@ -53,30 +61,23 @@ export class ClaimStore {
   }
 
   /**
-   * Records the occurrence (idempotent) and takes the claims that are free. An occurrence
-   * with no handlers is still recorded, for `markerTtlMs`, so the sweep knows it was seen.
+   * Records each occurrence (idempotent) and takes the claims that are free, all in one
+   * round trip. An occurrence with no handlers is still recorded, for `markerTtlMs`, so the
+   * sweep knows it was seen.
    */
-  async claim(
-    occurrenceId: string,
-    snapshot: string,
-    handlerKeys: readonly string[],
-    options: { revive?: boolean; markerTtlMs: number },
-  ): Promise<GrantedClaim[]> {
-    const ttl = handlerKeys.length > 0 ? this.dedupTtlMs : options.markerTtlMs;
-    const reply = (await this.scripts.ffClaim(
-      this.keys.occurrence(occurrenceId),
-      this.keys.leases,
-      occurrenceId,
-      this.owner,
-      this.leaseMs,
-      ttl,
-      snapshot,
-      options.revive ? '1' : '0',
-      ...handlerKeys,
-    )) as (string | number)[];
+  async claim(requests: readonly ClaimRequest[], options: { revive?: boolean; markerTtlMs: number }): Promise<GrantedClaim[]> {
+    if (requests.length === 0) return [];
+    const keys = [this.keys.leases, ...requests.map((r) => this.keys.occurrence(r.occurrenceId))];
+    const args: (string | number)[] = [this.owner, this.leaseMs, options.revive ? '1' : '0'];
+    for (const { occurrenceId, snapshot, handlerKeys } of requests) {
+      const ttl = handlerKeys.length > 0 ? this.dedupTtlMs : options.markerTtlMs;
+      args.push(occurrenceId, ttl, snapshot, handlerKeys.length, ...handlerKeys);
+    }
+    const reply = (await this.scripts.ffClaim(keys.length, ...keys, ...args)) as (string | number)[];
     const granted: GrantedClaim[] = [];
-    for (let i = 0; i < reply.length; i += 2) {
-      granted.push({ handlerKey: String(reply[i]), occurrenceId, attempt: Number(reply[i + 1]) });
+    for (let i = 0; i < reply.length; i += 3) {
+      const request = requests[Number(reply[i]) - 1];
+      granted.push({ handlerKey: String(reply[i + 1]), occurrenceId: request.occurrenceId, attempt: Number(reply[i + 2]) });
     }
     return granted;
   }

@@ -17,6 +17,9 @@ export interface DispatcherOptions {
   markerTtlMs: number;
 }
 
+/** Occurrences per claim script: a catch-up batch in a few round trips, none holding Redis for long. */
+const CLAIMS_PER_CALL = 50;
+
 interface Run extends GrantedClaim {
   binding: HandlerBinding;
   event: FlowFailureEvent;
@@ -41,6 +44,8 @@ export class FailureDispatcher {
   private readonly held = new Map<string, Run>();
   private readonly backoffTimers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
+  /** Outcomes of finished handlers being written; their claims stay held (and renewed) until then. */
+  private readonly recording = new Set<Promise<void>>();
   private readonly renewTimer: NodeJS.Timeout;
   private stopped = false;
   private renewing = false;
@@ -55,12 +60,12 @@ export class FailureDispatcher {
 
   /** Runs still to start or in flight here; sources use it to hold back when the app is saturated. */
   get backlog(): number {
-    return this.queued.length + this.running.size;
+    return this.queued.length + this.running.size + this.recording.size;
   }
 
-  /** Nothing queued, running or waiting to retry here. */
+  /** Nothing queued, running, being recorded or waiting to retry here. */
   get idle(): boolean {
-    return this.queued.length === 0 && this.running.size === 0 && this.backoffTimers.size === 0;
+    return this.queued.length === 0 && this.running.size === 0 && this.recording.size === 0 && this.backoffTimers.size === 0;
   }
 
   /**
@@ -69,7 +74,9 @@ export class FailureDispatcher {
    */
   async dispatch(occurrences: readonly FailureOccurrence[]): Promise<boolean> {
     if (this.stopped) return false;
-    const granted = (await Promise.all(occurrences.map((occurrence) => this.dispatchOne(occurrence)))).flat();
+    const chunks: FailureOccurrence[][] = [];
+    for (let from = 0; from < occurrences.length; from += CLAIMS_PER_CALL) chunks.push(occurrences.slice(from, from + CLAIMS_PER_CALL));
+    const granted = (await Promise.all(chunks.map((chunk) => this.claimAndQueue(chunk)))).flat();
     // A claim granted past its first attempt, outside our own retries, was someone else's.
     const takenOver = granted.filter((claim) => claim.attempt > 1).length;
     if (takenOver > 0) {
@@ -86,10 +93,8 @@ export class FailureDispatcher {
     if (!target) {
       return { ok: false, error: `handler ${handlerKey} is not declared in this app, or no longer matches` };
     }
-    const granted = await this.claims.claim(occurrence.id, toSnapshot(occurrence), [handlerKey], {
-      revive: true,
-      markerTtlMs: this.options.markerTtlMs,
-    });
+    const request = { occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: [handlerKey] };
+    const granted = await this.claims.claim([request], { revive: true, markerTtlMs: this.options.markerTtlMs });
     if (granted.length === 0) return { ok: false, error: 'not a dead letter any more, or being run elsewhere' };
     return new Promise<RunResult>((resolve) => {
       this.enqueue({ ...granted[0], ...target, maxAttempt: granted[0].attempt, done: resolve });
@@ -103,7 +108,7 @@ export class FailureDispatcher {
     for (const timer of this.backoffTimers.values()) clearTimeout(timer);
     this.backoffTimers.clear();
     this.queued.length = 0;
-    await within(timeoutMs, Promise.allSettled([...this.running]));
+    await within(timeoutMs, Promise.allSettled([...this.running]).then(() => Promise.allSettled([...this.recording])));
     const unfinished = [...this.held.values()];
     this.held.clear();
     if (unfinished.length > 0 && !(await within(timeoutMs, this.claims.lease(unfinished, 'release')))) {
@@ -111,17 +116,20 @@ export class FailureDispatcher {
     }
   }
 
-  private async dispatchOne(occurrence: FailureOccurrence): Promise<GrantedClaim[]> {
+  private async claimAndQueue(occurrences: readonly FailureOccurrence[]): Promise<GrantedClaim[]> {
     // A claim this process already holds is running or waiting here; claiming it again would run it twice.
-    const matches = this.matches(occurrence).filter((m) => !this.held.has(claimMember(m.binding.key, occurrence.id)));
-    const granted = await this.claims.claim(
-      occurrence.id,
-      toSnapshot(occurrence),
-      matches.map((m) => m.binding.key),
-      { markerTtlMs: this.options.markerTtlMs },
+    const wanted = occurrences.map((occurrence) =>
+      this.matches(occurrence).filter((m) => !this.held.has(claimMember(m.binding.key, occurrence.id))),
     );
+    const requests = occurrences.map((occurrence, i) => ({
+      occurrenceId: occurrence.id,
+      snapshot: toSnapshot(occurrence),
+      handlerKeys: wanted[i].map((m) => m.binding.key),
+    }));
+    const granted = await this.claims.claim(requests, { markerTtlMs: this.options.markerTtlMs });
+    const position = new Map(occurrences.map((occurrence, i) => [occurrence.id, i]));
     for (const claim of granted) {
-      const match = matches.find((m) => m.binding.key === claim.handlerKey);
+      const match = wanted[position.get(claim.occurrenceId) as number].find((m) => m.binding.key === claim.handlerKey);
       if (match) this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
     }
     return granted;
@@ -161,7 +169,6 @@ export class FailureDispatcher {
   }
 
   private async execute(run: Run): Promise<void> {
-    const member = claimMember(run.handlerKey, run.occurrenceId);
     if (run.attempt > run.maxAttempt) {
       // The process that held the last allowed attempt died during it.
       await this.bury(run, 'the process running this handler stopped before it finished');
@@ -173,6 +180,15 @@ export class FailureDispatcher {
     } catch (error) {
       failure = error ?? new Error('handler threw a nullish value');
     }
+    // The handler's slot is free once it returns: its outcome is written beside the next runs,
+    // not before them (a catch-up would otherwise wait one round trip per handler, 50 at a time).
+    const recording = this.record(run, failure);
+    this.recording.add(recording);
+    void recording.finally(() => this.recording.delete(recording));
+  }
+
+  private async record(run: Run, failure: unknown): Promise<void> {
+    const member = claimMember(run.handlerKey, run.occurrenceId);
     try {
       if (failure === undefined) {
         // Still held (and renewed) until the done mark is in: a slow Redis must not let the lease lapse.
