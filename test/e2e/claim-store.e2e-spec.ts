@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type { Redis } from 'ioredis';
+import { ClaimStore, type ClaimRequest, type GrantedClaim } from '../../lib/dispatcher/claim.store.js';
+import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { TestRedis, uniquePrefix } from '../support/harness.js';
+
+/**
+ * The one claim mechanism, straight against Redis: every delivery path (Worker, stream,
+ * sweep, reaper, replay, another replica) ends in these scripts, so what they grant is
+ * what runs.
+ */
+describe('ClaimStore', () => {
+  const prefix = uniquePrefix('claims');
+  const keys = new ModuleKeys(prefix, 'test-group');
+  let redis: TestRedis;
+  const connections: Redis[] = [];
+  /** One replica's store, on its own connection (as each app instance has). */
+  const store = (owner: string, leaseMs = 60_000) => {
+    const connection = redis.redis.duplicate();
+    connections.push(connection);
+    return new ClaimStore(connection, keys, owner, leaseMs, 60_000);
+  };
+  const request = (occurrenceId: string, ...handlerKeys: string[]): ClaimRequest => ({ occurrenceId, snapshot: '{}', handlerKeys });
+  const members = (claims: GrantedClaim[]) => claims.map((c) => `${c.handlerKey}@${c.occurrenceId}#${c.attempt}`).sort();
+
+  beforeAll(() => {
+    redis = new TestRedis(prefix);
+  });
+
+  afterAll(async () => {
+    await Promise.all(connections.map((connection) => connection.quit()));
+    await redis.close();
+  });
+
+  test('replicas claiming the same batch at once: every handler of every occurrence is granted once', async () => {
+    const replicas = [store('a'), store('b'), store('c')];
+    const batch = ['q:1:100', 'q:2:100', 'q:3:100'].map((id) => request(id, 'parent-failed:H.undo', 'child-failed:H.alert'));
+    const granted = (await Promise.all(replicas.map((replica) => replica.claim(batch, { markerTtlMs: 60_000 })))).flat();
+    expect(members(granted)).toEqual(
+      batch.flatMap((r) => r.handlerKeys.map((h) => `${h}@${r.occurrenceId}#1`)).sort(),
+    );
+  });
+
+  test('one call mixes fresh, held and expired claims; only the free ones are granted', async () => {
+    const first = store('first', 50);
+    await first.claim([request('q:4:100', 'h1')], { markerTtlMs: 60_000 });
+    const held = store('held');
+    await held.claim([request('q:5:100', 'h1')], { markerTtlMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 120)); // q:4's lease (50 ms) runs out
+
+    const taker = store('taker');
+    const granted = await taker.claim([request('q:4:100', 'h1'), request('q:5:100', 'h1'), request('q:6:100', 'h1')], { markerTtlMs: 60_000 });
+    // q:4 is taken over (its second attempt), q:5 is still held, q:6 is new.
+    expect(members(granted)).toEqual(['h1@q:4:100#2', 'h1@q:6:100#1']);
+  });
+
+  test('a done claim is never granted again, nor is a dead one without revive', async () => {
+    const owner = store('owner');
+    const [done] = await owner.claim([request('q:7:100', 'h1')], { markerTtlMs: 60_000 });
+    const [dead] = await owner.claim([request('q:8:100', 'h1')], { markerTtlMs: 60_000 });
+    expect(await owner.settle(done, { outcome: 'done' })).toBe(true);
+    expect(await owner.settle(dead, { outcome: 'dead', record: '{}' })).toBe(true);
+
+    const other = store('other');
+    const batch = [request('q:7:100', 'h1'), request('q:8:100', 'h1')];
+    expect(await other.claim(batch, { markerTtlMs: 60_000 })).toEqual([]);
+    expect(members(await other.claim(batch, { revive: true, markerTtlMs: 60_000 }))).toEqual(['h1@q:8:100#2']);
+  });
+});
