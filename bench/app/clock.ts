@@ -41,7 +41,9 @@ setInterval(anchor, ${ANCHOR_EVERY_MS});
 
 const offsetNs = new BigInt64Array(new SharedArrayBuffer(8));
 Atomics.store(offsetNs, 0, anchorHere());
-new Worker(ANCHOR_SOURCE, { eval: true, workerData: { buffer: offsetNs.buffer } }).unref();
+// execArgv: [] so that a profiled app (--cpu-prof) profiles only its own thread: the thread's
+// profile would be written under the same name and replace it.
+new Worker(ANCHOR_SOURCE, { eval: true, execArgv: [], workerData: { buffer: offsetNs.buffer } }).unref();
 
 /** The first anchor, before the thread's: spins up to 1 ms once, at start-up. */
 function anchorHere(): bigint {
