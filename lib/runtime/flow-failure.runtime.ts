@@ -33,6 +33,12 @@ import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
 import { within } from '../util/within.js';
 
+/**
+ * How long the stream reader pauses after a short read when Workers here report every
+ * watched queue: what a failure their report missed waits at most this much longer.
+ */
+const STREAM_BACKUP_PAUSE_MS = 50;
+
 /** Everything that exists between bootstrap and shutdown. */
 interface Running {
   connections: RedisConnections;
@@ -137,6 +143,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const { stream, workers, sweep, reaper } = this.running;
     if (config.sources.includes('stream')) await stream.start();
     if (config.sources.includes('worker')) for (const worker of this.explorer.findWorkers()) workers.attach(worker);
+    if (queues.length > 0 && queues.every((queue) => workers.covers(queue))) stream.serveAsBackup(STREAM_BACKUP_PAUSE_MS);
     if (config.sweepIntervalMs > 0) await sweep.start();
     reaper.start();
     this.logger.log(

@@ -43,6 +43,7 @@ export class StreamSource {
   private recovery?: NodeJS.Timeout;
   private recovering?: Promise<void>;
   private pause?: { timer: NodeJS.Timeout; resolve: () => void };
+  private backupPauseMs = 0;
 
   constructor(
     private readonly commands: Redis,
@@ -67,6 +68,16 @@ export class StreamSource {
     this.recovery = setInterval(() => {
       this.recovering ??= this.recoverIdle().finally(() => (this.recovering = undefined));
     }, every);
+  }
+
+  /**
+   * The app's own Workers report every watched queue's failures first (here or in another
+   * replica): the stream only catches what they could not. It is then read in batches, with
+   * a pause after each short one, instead of entry by entry: far fewer reads and
+   * acknowledgements competing with the Workers and their reports.
+   */
+  serveAsBackup(pauseMs: number): void {
+    this.backupPauseMs = pauseMs;
   }
 
   async stop(): Promise<void> {
@@ -129,6 +140,7 @@ export class StreamSource {
         // an entry arriving meanwhile would wait for, for nothing).
         if (batch.count < BATCH && batches.size < MAX_BATCHES_IN_FLIGHT) await recorded.catch(() => undefined);
         else await Promise.race(batches);
+        if (batch.count < BATCH && this.backupPauseMs > 0 && !this.stopping) await this.sleep(this.backupPauseMs);
         errors = 0;
       } catch (error) {
         if (this.stopping) break;

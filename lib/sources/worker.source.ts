@@ -40,6 +40,11 @@ export class WorkerSource {
     this.listeners.set(worker, listener);
   }
 
+  /** Whether a Worker of this queue reports here. */
+  covers(queueName: string): boolean {
+    return [...this.listeners.keys()].some((worker) => worker.name === queueName);
+  }
+
   detachAll(): void {
     for (const [worker, listener] of this.listeners) worker.off('failed', listener);
     this.listeners.clear();
