@@ -124,21 +124,26 @@ export class StreamSource {
         );
         const batch = this.parse(streamReplyPairs(reply));
         if (ownPending && batch.count === 0) ownPending = false;
-        const recorded = batch.signals.length > 0 ? this.deliver(batch.signals) : Promise.resolve();
+        let failed = false;
+        const fail = (error: unknown) => {
+          if (failed) return;
+          failed = true;
+          // Unacknowledged: re-read from this consumer's pending entries.
+          ownPending = true;
+          this.logger.warn(`Delivering a batch of stream entries failed: ${String(error)}; reading it again`);
+        };
+        // Settles once the failures are recorded, or once a failure to record them is handled.
+        const recorded = (batch.signals.length > 0 ? this.deliver(batch.signals) : Promise.resolve()).catch(fail);
         const delivery: Promise<void> = recorded
-          .then(() => this.acknowledge(batch))
-          .catch((error: unknown) => {
-            // Unacknowledged: re-read from this consumer's pending entries.
-            ownPending = true;
-            this.logger.warn(`Delivering a batch of stream entries failed: ${String(error)}; reading it again`);
-          })
+          .then(() => (failed ? undefined : this.acknowledge(batch)))
+          .catch(fail)
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
         // A full batch means a backlog (catching up): read on while it is delivered. A short
         // one means the reader is at the head: wait until its failures are recorded, so the
         // next read gathers more entries (not for the acknowledgement: that is one round trip
         // an entry arriving meanwhile would wait for, for nothing).
-        if (batch.count < BATCH && batches.size < MAX_BATCHES_IN_FLIGHT) await recorded.catch(() => undefined);
+        if (batch.count < BATCH && batches.size < MAX_BATCHES_IN_FLIGHT) await recorded;
         else await Promise.race(batches);
         if (batch.count < BATCH && this.backupPauseMs > 0 && !this.stopping) await this.sleep(this.backupPauseMs);
         errors = 0;
