@@ -6,7 +6,7 @@ interface Recent {
   rootCause?: RootCause;
   /** A Worker of this process reported the failure and its occurrence is in Redis (claimed or marked). */
   recorded: boolean;
-  /** That report while it is being recorded; never rejects. */
+  /** That report, settled once it is recorded or has failed to be; never rejects. */
   recording?: Promise<void>;
   seenAt: number;
 }
@@ -30,15 +30,10 @@ export class RecentFailures {
 
   /** A Worker of this process reported this failure; `recording` settles once it is recorded or has failed to be. */
   reporting(jobKey: string, finishedOn: number, recording: Promise<unknown>): void {
-    const entry = this.entry(jobKey, finishedOn);
-    const settled = recording.then(
+    this.entry(jobKey, finishedOn).recording = recording.then(
       () => undefined,
       () => undefined,
     );
-    entry.recording = settled;
-    void settled.then(() => {
-      if (entry.recording === settled) entry.recording = undefined;
-    });
   }
 
   markRecorded(jobKey: string, finishedOn: number): void {
@@ -58,7 +53,7 @@ export class RecentFailures {
   async recordedHere(jobKey: string, timeMs: number, toleranceMs: number): Promise<boolean> {
     const entry = this.fresh(jobKey);
     if (!entry || Math.abs(entry.finishedOn - timeMs) > toleranceMs) return false;
-    if (entry.recording) await entry.recording;
+    await entry.recording;
     return entry.recorded;
   }
 

@@ -1,6 +1,7 @@
 /**
  * The Lua behind every claim. A handler runs for an occurrence only after `claim` gave
- * it the claim, and only `settle` ends one (and `discard` a dead one), so every path
+ * it the claim, and only `settle` ends one (`discard` a dead one, `drop` the lease of a
+ * forgotten one), so every path
  * (worker, stream, sweep, expired lease, replay, another replica) meets the same atomic checks.
  *
  * Occurrence hash fields: `e` = snapshot; `h:<handler>` = `run|<owner>|<attempt>`,
@@ -159,6 +160,19 @@ for i = 2, #KEYS do
   end
 end
 return lost
+`;
+
+/**
+ * KEYS: leases, occurrence. ARGV: handler, occurrenceId. Forgets the lease of a claim whose
+ * occurrence is no longer stored (nothing could run it), unless the occurrence came back
+ * meanwhile with this handler running: that lease is a live claim's. Returns 1 if dropped.
+ */
+export const DROP = `
+local state = redis.call('HGET', KEYS[2], 'h:' .. ARGV[1])
+if state and string.sub(state, 1, 4) == 'run|' and redis.call('HEXISTS', KEYS[2], 'e') == 1 then
+  return 0
+end
+return redis.call('ZREM', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
 `;
 
 /** KEYS: leases. ARGV: limit. Members whose lease has expired, oldest first. */

@@ -45,12 +45,15 @@ export class ClaimReaper {
     for (const claim of expired) {
       byOccurrence.set(claim.occurrenceId, [...(byOccurrence.get(claim.occurrenceId) ?? []), claim]);
     }
-    const occurrences: FailureOccurrence[] = [];
-    for (const [occurrenceId, claims] of byOccurrence) {
-      const occurrence = await this.restore(occurrenceId);
-      if (occurrence) occurrences.push(occurrence);
-      else await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
-    }
+    // All at once: their snapshot reads and job loads travel together, not one occurrence per round trip.
+    const restored = await Promise.all(
+      [...byOccurrence].map(async ([occurrenceId, claims]) => {
+        const occurrence = await this.restore(occurrenceId);
+        if (!occurrence) await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
+        return occurrence;
+      }),
+    );
+    const occurrences = restored.filter((o): o is FailureOccurrence => o !== undefined);
     if (occurrences.length > 0) await this.dispatcher.dispatch(occurrences);
   }
 }

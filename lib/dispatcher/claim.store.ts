@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { ModuleKeys, claimMember, parseClaimMember } from '../redis/module-keys.js';
-import { CLAIM, DISCARD, EXPIRED, LEASE, SETTLE } from './claim-scripts.js';
+import { ModuleKeys, parseClaimMember } from '../redis/module-keys.js';
+import { CLAIM, DISCARD, DROP, EXPIRED, LEASE, SETTLE } from './claim-scripts.js';
 
 /** A claim this process holds: one handler for one occurrence. */
 export interface HeldClaim {
@@ -30,7 +30,7 @@ type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
 /** The one Redis claim-and-mark mechanism; see claim-scripts.ts for the rules. */
 export class ClaimStore {
-  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffDiscard' | 'ffLease' | 'ffExpired', ScriptFn>;
+  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired', ScriptFn>;
 
   constructor(
     private readonly redis: Redis,
@@ -47,6 +47,7 @@ export class ClaimStore {
     redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), 'ffClaim'];
     redis.defineCommand('ffSettle', { numberOfKeys: 3, lua: SETTLE });
     redis.defineCommand('ffDiscard', { numberOfKeys: 2, lua: DISCARD });
+    redis.defineCommand('ffDrop', { numberOfKeys: 2, lua: DROP });
     redis.defineCommand('ffLease', { lua: LEASE });
     redis.defineCommand('ffExpired', { numberOfKeys: 1, lua: EXPIRED });
     const commands = redis as unknown as Record<string, ScriptFn>;
@@ -55,6 +56,7 @@ export class ClaimStore {
       ffClaim: bind('ffClaim'),
       ffSettle: bind('ffSettle'),
       ffDiscard: bind('ffDiscard'),
+      ffDrop: bind('ffDrop'),
       ffLease: bind('ffLease'),
       ffExpired: bind('ffExpired'),
     };
@@ -134,6 +136,6 @@ export class ClaimStore {
 
   /** Forgets a lease whose occurrence has expired; nothing could run it any more. */
   async dropLease(claim: HeldClaim): Promise<void> {
-    await this.redis.zrem(this.keys.leases, claimMember(claim.handlerKey, claim.occurrenceId));
+    await this.scripts.ffDrop(this.keys.leases, this.keys.occurrence(claim.occurrenceId), claim.handlerKey, claim.occurrenceId);
   }
 }

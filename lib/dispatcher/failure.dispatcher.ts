@@ -118,18 +118,17 @@ export class FailureDispatcher {
 
   private async claimAndQueue(occurrences: readonly FailureOccurrence[]): Promise<GrantedClaim[]> {
     // A claim this process already holds is running or waiting here; claiming it again would run it twice.
-    const wanted = occurrences.map((occurrence) =>
-      this.matches(occurrence).filter((m) => !this.held.has(claimMember(m.binding.key, occurrence.id))),
+    const wanted = new Map(
+      occurrences.map((o) => [o.id, this.matches(o).filter((m) => !this.held.has(claimMember(m.binding.key, o.id)))]),
     );
-    const requests = occurrences.map((occurrence, i) => ({
+    const requests = occurrences.map((occurrence) => ({
       occurrenceId: occurrence.id,
       snapshot: toSnapshot(occurrence),
-      handlerKeys: wanted[i].map((m) => m.binding.key),
+      handlerKeys: (wanted.get(occurrence.id) ?? []).map((m) => m.binding.key),
     }));
     const granted = await this.claims.claim(requests, { markerTtlMs: this.options.markerTtlMs });
-    const position = new Map(occurrences.map((occurrence, i) => [occurrence.id, i]));
     for (const claim of granted) {
-      const match = wanted[position.get(claim.occurrenceId) as number].find((m) => m.binding.key === claim.handlerKey);
+      const match = wanted.get(claim.occurrenceId)?.find((m) => m.binding.key === claim.handlerKey);
       if (match) this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
     }
     return granted;

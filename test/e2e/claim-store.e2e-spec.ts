@@ -54,6 +54,19 @@ describe('ClaimStore', () => {
     expect(members(granted)).toEqual(['h1@q:4:100#2', 'h1@q:6:100#1']);
   });
 
+  test("a forgotten occurrence's expired lease is dropped; a live claim's is not", async () => {
+    const holder = store('holder', 50);
+    const [claim] = await holder.claim([request('q:9:100', 'h1')], { markerTtlMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const expired = async () => (await holder.expired(100)).filter((c) => c.occurrenceId === 'q:9:100');
+
+    await holder.dropLease(claim); // the occurrence is still stored and its handler running: kept
+    expect(await expired()).toEqual([claim].map(({ handlerKey, occurrenceId }) => ({ handlerKey, occurrenceId })));
+    await redis.redis.del(keys.occurrence('q:9:100'));
+    await holder.dropLease(claim);
+    expect(await expired()).toEqual([]);
+  });
+
   test('a done claim is never granted again, nor is a dead one without revive', async () => {
     const owner = store('owner');
     const [done] = await owner.claim([request('q:7:100', 'h1')], { markerTtlMs: 60_000 });
