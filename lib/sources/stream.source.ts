@@ -9,6 +9,8 @@ interface StreamBatch {
   signals: FailureSignal[];
   acks: [stream: string, ids: string[]][];
   count: number;
+  /** A stream gave as many entries as asked for: more are waiting (a backlog). */
+  full: boolean;
 }
 
 export interface StreamSourceOptions {
@@ -139,13 +141,13 @@ export class StreamSource {
           .catch(fail)
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
-        // A full batch means a backlog (catching up): read on while it is delivered. A short
-        // one means the reader is at the head: wait until its failures are recorded, so the
-        // next read gathers more entries (not for the acknowledgement: that is one round trip
-        // an entry arriving meanwhile would wait for, for nothing).
-        if (batch.count < BATCH && batches.size < MAX_BATCHES_IN_FLIGHT) await recorded;
-        else await Promise.race(batches);
-        if (batch.count < BATCH && this.backupPauseMs > 0 && !this.stopping) await this.sleep(this.backupPauseMs);
+        // A full batch means a backlog (catching up): read on while it is delivered, up to
+        // MAX_BATCHES_IN_FLIGHT. A short one means the reader is at the head: wait until its
+        // failures are recorded, so the next read gathers more entries (not for the
+        // acknowledgement: that is one round trip an entry arriving meanwhile would wait for).
+        if (batches.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(batches);
+        if (!batch.full) await recorded;
+        if (!batch.full && this.backupPauseMs > 0 && !this.stopping) await this.sleep(this.backupPauseMs);
         errors = 0;
       } catch (error) {
         if (this.stopping) break;
@@ -165,10 +167,11 @@ export class StreamSource {
 
   /** The failures in a reply, and every entry id to acknowledge once they are recorded. */
   private parse(reply: [string, unknown[]][]): StreamBatch {
-    const batch: StreamBatch = { signals: [], acks: [], count: 0 };
+    const batch: StreamBatch = { signals: [], acks: [], count: 0, full: false };
     for (const [stream, entries] of reply) {
       const queue = this.queueOfStream.get(stream);
       if (!queue || !Array.isArray(entries)) continue;
+      if (entries.length >= BATCH) batch.full = true;
       const ids: string[] = [];
       for (const entry of entries) {
         batch.count++;

@@ -27,13 +27,10 @@ describe('an app that was not running', () => {
     await redis?.close();
   });
 
-  test('gets the failures that happened while it was closed when it starts again', async () => {
-    // First start creates the consumer group; from then on the group remembers.
-    app = await startApp(spec);
-    await app.close();
-
+  /** Orders whose payment fails them, once every one has failed. */
+  async function failOrders(count: number) {
     const flows = await redis.flows.addBulk(
-      Array.from({ length: 5 }, (_, i) => ({
+      Array.from({ length: count }, (_, i) => ({
         name: `order-${i}`,
         queueName: 'orders',
         children: [{ name: 'charge', queueName: 'payments', data: { fail: true }, opts: { failParentOnFailure: true } }],
@@ -42,6 +39,15 @@ describe('an app that was not running', () => {
     await waitUntil('every parent failed', async () =>
       (await Promise.all(flows.map((flow) => flow.job.getState()))).every((state) => state === 'failed'),
     );
+    return flows;
+  }
+
+  test('gets the failures that happened while it was closed when it starts again', async () => {
+    // First start creates the consumer group; from then on the group remembers.
+    app = await startApp(spec);
+    await app.close();
+
+    const flows = await failOrders(5);
 
     app = await startApp(spec);
     await waitUntil('10 events', () => app!.log.runs.length >= 10);
@@ -49,6 +55,22 @@ describe('an app that was not running', () => {
     expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
     expect(app.log.of('child')).toHaveLength(5);
     expect(app.log.runs.every((run) => run.event.source === 'stream')).toBe(true);
+  });
+
+  test('a backlog of several reads, delivered batch beside batch, is handled exactly once', async () => {
+    await app?.close();
+    const count = 500; // about 2,500 entries in each events stream: five reads of 500 entries
+    await failOrders(count);
+
+    app = await startApp(spec);
+    await waitUntil(`${2 * count} events`, () => app!.log.runs.length >= 2 * count);
+    await settle(app);
+    const parents = app.log.of('parent').map((e) => e.jobId);
+    const children = app.log.of('child').map((e) => e.jobId);
+    expect(parents).toHaveLength(count);
+    expect(new Set(parents).size).toBe(count);
+    expect(children).toHaveLength(count);
+    expect(new Set(children).size).toBe(count);
   });
 
   test('a job retried with job.retry() that fails again is a new occurrence, delivered again', async () => {
