@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import { jobKey } from '../redis/job-key.js';
 
 /**
- * Loads jobs as BullMQ `Job`s over the module's command connection. Loads issued in the
- * same tick travel in one pipeline (the connection auto-pipelines), and a job already being
+ * Loads jobs as BullMQ `Job`s over the module's jobs connection. Loads issued in the same
+ * tick travel in one pipeline (the connection auto-pipelines), and a job already being
  * loaded is not loaded again: a parent's root-cause walk joins the load of its failed child.
  */
 export class JobLoader {

@@ -97,9 +97,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const connections = await RedisConnections.open(config.connection);
     const redis = connections.commands;
     const keys = new ModuleKeys(config.prefix, config.consumerGroup);
-    const loader = new JobLoader(redis);
+    const loader = new JobLoader(connections.jobs);
     const recent = new RecentFailures();
-    const classifier = new FailureClassifier(redis, loader, config.prefix, recent, (queueName, jobName) =>
+    const classifier = new FailureClassifier(connections.jobs, loader, config.prefix, recent, (queueName, jobName) =>
       this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false }),
     );
     const claims = new ClaimStore(redis, keys, this.owner, config.leaseMs, config.dedupTtlMs);
