@@ -26,6 +26,8 @@ export interface StreamSourceOptions {
 
 const BATCH = 500;
 const MAX_BATCHES_IN_FLIGHT = 4;
+/** How long recorded entries wait to be acknowledged together (never longer than a lease). */
+const ACK_DELAY_MS = 100;
 const BLOCK_MS = 2000;
 const MAX_ERROR_PAUSE_MS = 5000;
 /** A consumer that has held nothing and done nothing this long belongs to a process that is gone. */
@@ -46,6 +48,10 @@ export class StreamSource {
   private recovering?: Promise<void>;
   private pause?: { timer: NodeJS.Timeout; resolve: () => void };
   private backupPauseMs = 0;
+  /** Entries whose failures are recorded, by stream, waiting to be acknowledged together. */
+  private readonly recorded = new Map<string, string[]>();
+  private recordedCount = 0;
+  private ackTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly commands: Redis,
@@ -93,12 +99,14 @@ export class StreamSource {
     // Ends a blocked XREADGROUP at once; a batch being delivered still finishes.
     this.blocking.disconnect();
     await Promise.allSettled([this.loop, this.recovering]);
+    await this.acknowledgeRecorded();
     await this.handBack();
   }
 
   /** True when the group has been handed every entry of every watched stream and holds none unacknowledged. */
   async caughtUp(): Promise<boolean> {
     if (!this.loop) return true;
+    await this.acknowledgeRecorded();
     for (const queue of this.queueOfStream.values()) {
       if (!(await this.positions.read(queue))?.caughtUp) return false;
     }
@@ -137,8 +145,7 @@ export class StreamSource {
         // Settles once the failures are recorded, or once a failure to record them is handled.
         const recorded = (batch.signals.length > 0 ? this.deliver(batch.signals) : Promise.resolve()).catch(fail);
         const delivery: Promise<void> = recorded
-          .then(() => (failed ? undefined : this.acknowledge(batch)))
-          .catch(fail)
+          .then(() => (failed ? undefined : this.acknowledgeLater(batch)))
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
         // A full batch means a backlog (catching up): read on while it is delivered, up to
@@ -185,16 +192,41 @@ export class StreamSource {
     return batch;
   }
 
-  /** Delivers a batch's failures, then acknowledges every entry in it. */
+  /** Delivers a batch's failures, then has every entry in it acknowledged. */
   private async complete(batch: StreamBatch): Promise<void> {
     if (batch.signals.length > 0) await this.deliver(batch.signals);
-    await this.acknowledge(batch);
+    this.acknowledgeLater(batch);
   }
 
-  private async acknowledge(batch: StreamBatch): Promise<void> {
-    // Plain commands, not a pipeline object: ioredis copies every script defined on the
-    // connection (BullMQ's, through the loader's queues) into each pipeline it creates.
-    await Promise.all(batch.acks.map(([stream, ids]) => this.commands.xack(stream, this.keys.group, ...ids)));
+  /**
+   * A batch whose failures are recorded is acknowledged with the next ones, within
+   * ACK_DELAY_MS: one XACK per stream then, instead of one after every read at the head
+   * (each read there holds two or three entries). An entry left unacknowledged a little
+   * longer costs nothing: read again, its failure is found recorded and not run twice.
+   */
+  private acknowledgeLater(batch: StreamBatch): void {
+    for (const [stream, ids] of batch.acks) {
+      const list = this.recorded.get(stream);
+      if (list) list.push(...ids);
+      else this.recorded.set(stream, [...ids]);
+      this.recordedCount += ids.length;
+    }
+    if (this.recordedCount >= BATCH) void this.acknowledgeRecorded();
+    else if (this.recordedCount > 0) this.ackTimer ??= setTimeout(() => void this.acknowledgeRecorded(), ACK_DELAY_MS);
+  }
+
+  private async acknowledgeRecorded(): Promise<void> {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const acks = [...this.recorded];
+    this.recorded.clear();
+    this.recordedCount = 0;
+    try {
+      await Promise.all(acks.map(([stream, ids]) => this.commands.xack(stream, this.keys.group, ...ids)));
+    } catch (error) {
+      // Still pending in the group: read again after a read error, or taken over once idle.
+      if (!this.stopping) this.logger.warn(`Acknowledging stream entries failed: ${String(error)}; they will be read again`);
+    }
   }
 
   /** Takes over entries that a stopped or crashed consumer read but never acknowledged. */

@@ -27,6 +27,14 @@ describe('an app that was not running', () => {
     await redis?.close();
   });
 
+  /** Stream entries read by the module's consumer group and not acknowledged, per queue. */
+  async function pendingEntries(): Promise<number[]> {
+    const summaries = await Promise.all(
+      ['orders', 'payments'].map((queue) => redis.redis.xpending(`${prefix}:${queue}:events`, 'flow-failure')),
+    );
+    return summaries.map((summary) => Number((summary as unknown[])[0]));
+  }
+
   /** Orders whose payment fails them, once every one has failed. */
   async function failOrders(count: number) {
     const flows = await redis.flows.addBulk(
@@ -71,6 +79,18 @@ describe('an app that was not running', () => {
     expect(new Set(parents).size).toBe(count);
     expect(children).toHaveLength(count);
     expect(new Set(children).size).toBe(count);
+    // Acknowledged together, a little after their failures were recorded: none left pending once idle.
+    expect(await pendingEntries()).toEqual([0, 0]);
+  });
+
+  test('closing acknowledges the entries it recorded, instead of handing them to another replica', async () => {
+    app ??= await startApp(spec);
+    const before = app.log.runs.length;
+    await failOrders(3);
+    await waitUntil('6 events', () => app!.log.runs.length >= before + 6);
+    await app.close(); // at once: acknowledgements are still waiting to be sent together
+    app = undefined;
+    expect(await pendingEntries()).toEqual([0, 0]);
   });
 
   test('a job retried with job.retry() that fails again is a new occurrence, delivered again', async () => {
