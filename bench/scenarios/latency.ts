@@ -4,7 +4,7 @@ import { BASELINE, type VariantName } from '../shared/variants.js';
 import { LatencyRun, type LatencyResult } from './latency-run.js';
 import { type Scenario, type TargetCheck, ratio } from './scenario.js';
 
-const VARIANTS: VariantName[] = [BASELINE, 'nest-on-queue-event', 'module-worker', 'module-stream', 'module-both'];
+const VARIANTS: VariantName[] = [BASELINE, 'nest-on-queue-event', 'hand-written-reader', 'module-worker', 'module-stream', 'module-both'];
 
 /**
  * 1. Handler-start latency: fail-parent flows at a steady, unsaturated rate; each flow's child
@@ -68,6 +68,7 @@ export const latencyScenario: Scenario = async (context) => {
         ]),
         notes: [
           'ratio = variant / raw QueueEvents (target for the module: p50 <= 1.5x, p99 <= 2x).',
+          'hand-written-reader: QueueEvents + Job.fromId per failed event, no exactly-once: the facts the stream source has to fetch too (a reference, not a target).',
           'cmds/failure: every Redis command in the window (producer + Workers + listener) / failures; compare across rows.',
           'finishedOn has 1 ms steps: every latency includes 0..1 ms of truncation, the same for all rows.',
         ],
