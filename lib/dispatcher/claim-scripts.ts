@@ -88,34 +88,41 @@ end
 `;
 
 /**
- * KEYS: occurrence, leases, deadLetters. ARGV: handler, occurrenceId, owner, ttlMs, outcome, value.
- * outcome 'done', 'retry' (value = next attempt) or 'dead' (value = record JSON).
- * Returns 0 when the caller no longer holds the claim (its lease expired and another took it).
+ * KEYS: leases, deadLetters, then one occurrence key per settlement. ARGV: owner, ttlMs, then
+ * per settlement: handler, occurrenceId, outcome, value. outcome 'done', 'retry' (value = next
+ * attempt) or 'dead' (value = record JSON). Returns one 1 or 0 per settlement, in order: 0 when
+ * the caller no longer held the claim (its lease expired and another took it).
+ * Several outcomes in one call: a catch-up's handlers finish by the thousand.
  */
 export const SETTLE = `${KEEP}
-local occ, leases, dead = KEYS[1], KEYS[2], KEYS[3]
-local field = 'h:' .. ARGV[1]
-local member = ARGV[1] .. '|' .. ARGV[2]
-local held = 'run|' .. ARGV[3] .. '|'
-local state = redis.call('HGET', occ, field)
-if not state or string.sub(state, 1, #held) ~= held then
-  return 0
+local leases, dead, owner, ttl = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local held = 'run|' .. owner .. '|'
+local out = {}
+for k = 3, #KEYS do
+  local a = 3 + (k - 3) * 4
+  local occ, handler, id, outcome, value = KEYS[k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local field = 'h:' .. handler
+  local member = handler .. '|' .. id
+  local state = redis.call('HGET', occ, field)
+  if not state or string.sub(state, 1, #held) ~= held then
+    out[#out + 1] = 0
+  elseif outcome == 'retry' then
+    redis.call('HSET', occ, field, held .. value)
+    out[#out + 1] = 1
+  else
+    if outcome == 'done' then
+      redis.call('HSET', occ, field, 'done')
+      redis.call('HDEL', dead, member)
+    else
+      redis.call('HSET', occ, field, 'dead|' .. string.sub(state, #held + 1))
+      redis.call('HSET', dead, member, value)
+    end
+    redis.call('ZREM', leases, member)
+    keep(occ, ttl)
+    out[#out + 1] = 1
+  end
 end
-local outcome = ARGV[5]
-if outcome == 'retry' then
-  redis.call('HSET', occ, field, held .. ARGV[6])
-  return 1
-end
-if outcome == 'done' then
-  redis.call('HSET', occ, field, 'done')
-  redis.call('HDEL', dead, member)
-else
-  redis.call('HSET', occ, field, 'dead|' .. string.sub(state, #held + 1))
-  redis.call('HSET', dead, member, ARGV[6])
-end
-redis.call('ZREM', leases, member)
-keep(occ, ARGV[4])
-return 1
+return out
 `;
 
 /**

@@ -28,9 +28,20 @@ export type SettleOutcome =
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
+interface PendingSettlement {
+  claim: HeldClaim;
+  settlement: SettleOutcome;
+  resolve: (stillHeld: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Outcomes per settle script: a catch-up's outcomes in a few calls, none holding Redis for long. */
+const SETTLES_PER_CALL = 100;
+
 /** The one Redis claim-and-mark mechanism; see claim-scripts.ts for the rules. */
 export class ClaimStore {
   private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired', ScriptFn>;
+  private settling: PendingSettlement[] = [];
 
   constructor(
     private readonly redis: Redis,
@@ -45,7 +56,7 @@ export class ClaimStore {
     // at once, not held for the auto-pipeline's next flush (a setImmediate, after whatever
     // I/O the Workers have queued).
     redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), 'ffClaim'];
-    redis.defineCommand('ffSettle', { numberOfKeys: 3, lua: SETTLE });
+    redis.defineCommand('ffSettle', { lua: SETTLE });
     redis.defineCommand('ffDiscard', { numberOfKeys: 2, lua: DISCARD });
     redis.defineCommand('ffDrop', { numberOfKeys: 2, lua: DROP });
     redis.defineCommand('ffLease', { lua: LEASE });
@@ -84,22 +95,34 @@ export class ClaimStore {
     return granted;
   }
 
-  /** @returns false when the claim was no longer ours. */
-  async settle(claim: HeldClaim, settlement: SettleOutcome): Promise<boolean> {
-    const value =
-      settlement.outcome === 'retry' ? settlement.nextAttempt : settlement.outcome === 'dead' ? settlement.record : '';
-    const reply = await this.scripts.ffSettle(
-      this.keys.occurrence(claim.occurrenceId),
-      this.keys.leases,
-      this.keys.deadLetters,
-      claim.handlerKey,
-      claim.occurrenceId,
-      this.owner,
-      this.dedupTtlMs,
-      settlement.outcome,
-      value,
-    );
-    return reply === 1;
+  /**
+   * Records a handler's outcome. Outcomes reported in the same turn of the event loop go
+   * in one script: a round trip and a script call each would cost the app more CPU than
+   * the handlers of a catch-up. @returns false when the claim was no longer ours.
+   */
+  settle(claim: HeldClaim, settlement: SettleOutcome): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      if (this.settling.push({ claim, settlement, resolve, reject }) === 1) setImmediate(() => this.settlePending());
+    });
+  }
+
+  private settlePending(): void {
+    const pending = this.settling;
+    this.settling = [];
+    for (let from = 0; from < pending.length; from += SETTLES_PER_CALL) {
+      const chunk = pending.slice(from, from + SETTLES_PER_CALL);
+      const keys = [this.keys.leases, this.keys.deadLetters, ...chunk.map(({ claim }) => this.keys.occurrence(claim.occurrenceId))];
+      const args: (string | number)[] = [this.owner, this.dedupTtlMs];
+      for (const { claim, settlement } of chunk) {
+        const value =
+          settlement.outcome === 'retry' ? settlement.nextAttempt : settlement.outcome === 'dead' ? settlement.record : '';
+        args.push(claim.handlerKey, claim.occurrenceId, settlement.outcome, value);
+      }
+      this.scripts.ffSettle(keys.length, ...keys, ...args).then(
+        (reply) => chunk.forEach(({ resolve }, i) => resolve((reply as number[])[i] === 1)),
+        (error: unknown) => chunk.forEach(({ reject }) => reject(error)),
+      );
+    }
   }
 
   /** Forgets a dead letter; its handler never runs again for that occurrence. @returns false when there was none. */

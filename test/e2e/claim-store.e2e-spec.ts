@@ -67,6 +67,24 @@ describe('ClaimStore', () => {
     expect(await expired()).toEqual([]);
   });
 
+  test('outcomes reported together are settled together, each against its own claim', async () => {
+    const owner = store('slow-owner', 50);
+    const [lost] = await owner.claim([request('q:10:100', 'h1')], { markerTtlMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 120)); // its lease runs out and another replica takes it
+    expect(members(await store('new-owner').claim([request('q:10:100', 'h1')], { markerTtlMs: 60_000 }))).toEqual(['h1@q:10:100#2']);
+    const both = await owner.claim([request('q:11:100', 'h1', 'h2')], { markerTtlMs: 60_000 });
+
+    const outcomes = await Promise.all([
+      owner.settle(both[0], { outcome: 'done' }),
+      owner.settle(lost, { outcome: 'done' }),
+      owner.settle(both[1], { outcome: 'retry', nextAttempt: 2 }),
+    ]);
+    expect(outcomes).toEqual([true, false, true]);
+    const states = await redis.redis.hgetall(keys.occurrence('q:11:100'));
+    expect([states[`h:${both[0].handlerKey}`], states[`h:${both[1].handlerKey}`]]).toEqual(['done', 'run|slow-owner|2']);
+    expect((await redis.redis.hgetall(keys.occurrence('q:10:100')))['h:h1']).toBe('run|new-owner|2');
+  });
+
   test('a done claim is never granted again, nor is a dead one without revive', async () => {
     const owner = store('owner');
     const [done] = await owner.claim([request('q:7:100', 'h1')], { markerTtlMs: 60_000 });
