@@ -47,6 +47,8 @@ export class FailureDispatcher {
   /** Outcomes of finished handlers being written; their claims stay held (and renewed) until then. */
   private readonly recording = new Set<Promise<void>>();
   private readonly renewTimer: NodeJS.Timeout;
+  /** Sources waiting for the backlog to fall below their limit. */
+  private readonly roomWaiters: { limit: number; resolve: () => void }[] = [];
   private stopped = false;
   private renewing = false;
 
@@ -61,6 +63,12 @@ export class FailureDispatcher {
   /** Runs still to start or in flight here; sources use it to hold back when the app is saturated. */
   get backlog(): number {
     return this.queued.length + this.running.size + this.recording.size;
+  }
+
+  /** Resolves once the backlog is below `limit` (at once if it is, or once stopped). */
+  whenBacklogBelow(limit: number): Promise<void> {
+    if (this.stopped || this.backlog < limit) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push({ limit, resolve }));
   }
 
   /** Nothing queued, running, being recorded or waiting to retry here. */
@@ -104,6 +112,7 @@ export class FailureDispatcher {
   /** Stops taking work, waits up to timeoutMs for runs in flight, then hands every unfinished claim back. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopped = true;
+    this.makeRoom();
     clearInterval(this.renewTimer);
     for (const timer of this.backoffTimers.values()) clearTimeout(timer);
     this.backoffTimers.clear();
@@ -162,6 +171,7 @@ export class FailureDispatcher {
       const execution = this.execute(run).finally(() => {
         this.running.delete(execution);
         this.pump();
+        this.makeRoom();
       });
       this.running.add(execution);
     }
@@ -183,7 +193,20 @@ export class FailureDispatcher {
     // not before them (a catch-up would otherwise wait one round trip per handler, 50 at a time).
     const recording = this.record(run, failure);
     this.recording.add(recording);
-    void recording.finally(() => this.recording.delete(recording));
+    void recording.finally(() => {
+      this.recording.delete(recording);
+      this.makeRoom();
+    });
+  }
+
+  private makeRoom(): void {
+    for (let i = this.roomWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.roomWaiters[i];
+      if (this.stopped || this.backlog < waiter.limit) {
+        this.roomWaiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
   }
 
   private async record(run: Run, failure: unknown): Promise<void> {

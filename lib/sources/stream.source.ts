@@ -18,7 +18,7 @@ export interface StreamSourceOptions {
   consumer: string;
   /** Entries pending longer than this in a consumer that stopped are taken over. */
   leaseMs: number;
-  /** Runs queued in the dispatcher above which reading pauses. */
+  /** Runs queued in the dispatcher above which reading pauses (until `whenBacklogBelow` resolves). */
   maxBacklog: number;
   /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
   holdersCatchingUp: () => boolean;
@@ -46,7 +46,8 @@ export class StreamSource {
   private loop?: Promise<void>;
   private recovery?: NodeJS.Timeout;
   private recovering?: Promise<void>;
-  private pause?: { timer: NodeJS.Timeout; resolve: () => void };
+  /** What the reader waits for, ended early by stop(). */
+  private pause?: { timer?: NodeJS.Timeout; resolve: () => void };
   private backupPauseMs = 0;
   /** Entries whose failures are recorded, by stream, waiting to be acknowledged together. */
   private readonly recorded = new Map<string, string[]>();
@@ -59,7 +60,7 @@ export class StreamSource {
     private readonly keys: ModuleKeys,
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
-    private readonly backlog: () => number,
+    private readonly whenBacklogBelow: (limit: number) => Promise<void>,
     private readonly options: StreamSourceOptions,
   ) {
     for (const queue of options.queues) this.queueOfStream.set(keys.eventsStream(queue), queue);
@@ -121,10 +122,9 @@ export class StreamSource {
     // After an error, first re-read what this consumer already holds ('0'), then new entries ('>').
     let ownPending = false;
     while (!this.stopping) {
-      if (this.backlog() >= this.options.maxBacklog) {
-        await this.sleep(20);
-        continue;
-      }
+      // When the handlers are behind, wait until they have room: not a fixed pause, which a catch-up spent idle.
+      await this.until(this.whenBacklogBelow(this.options.maxBacklog));
+      if (this.stopping) break;
       try {
         if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
         const ids = streams.map(() => (ownPending ? '0' : '>'));
@@ -304,6 +304,16 @@ export class StreamSource {
         resolve();
       }, ms);
       this.pause = { timer, resolve };
+    });
+  }
+
+  private until(event: Promise<void>): Promise<void> {
+    return new Promise((resolve) => {
+      this.pause = { resolve };
+      void event.then(() => {
+        this.pause = undefined;
+        resolve();
+      });
     });
   }
 }

@@ -1,12 +1,32 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Injectable } from '@nestjs/common';
 import { Worker } from 'bullmq';
-import { type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
+import { type ChildFailedEvent, OnChildFailed, OnParentFailed, type ParentFailedEvent } from '../../lib/index.js';
+import { EventLog, type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const prefix = uniquePrefix('restart');
 
 /** The app reacts to failures only; Workers run elsewhere (here: in the test), as in a split deployment. */
 const spec = { prefix, handlers: [recordingHandlers({ parent: 'orders', child: 'payments' })], options: { queues: ['orders', 'payments'] } };
+
+/** Handlers far slower than failures arrive: with concurrency 1, the stream reader waits for room. */
+@Injectable()
+class SlowHandlers {
+  constructor(private readonly log: EventLog) {}
+
+  @OnParentFailed('orders')
+  async parent(event: ParentFailedEvent) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    this.log.record('parent', event);
+  }
+
+  @OnChildFailed('payments')
+  async child(event: ChildFailedEvent) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    this.log.record('child', event);
+  }
+}
 
 describe('an app that was not running', () => {
   let redis: TestRedis;
@@ -91,6 +111,31 @@ describe('an app that was not running', () => {
     await app.close(); // at once: acknowledgements are still waiting to be sent together
     app = undefined;
     expect(await pendingEntries()).toEqual([0, 0]);
+  });
+
+  test('handlers slower than the backlog: reading waits for room, closing meanwhile returns, nothing is lost or run twice', async () => {
+    await app?.close();
+    app = undefined;
+    const slow = { prefix, handlers: [SlowHandlers], options: { queues: ['orders', 'payments'], concurrency: 1 } };
+    const count = 60;
+    await failOrders(count);
+
+    const first = await startApp(slow);
+    await waitUntil('a few slow runs', () => first.log.runs.length >= 5);
+    await first.close(); // while the reader waits for the handlers: it must not hold the close up
+    const second = await startApp(slow);
+    try {
+      const runs = () => [...first.log.runs, ...second.log.runs];
+      await waitUntil(`${2 * count} events over both instances`, () => runs().length >= 2 * count);
+      await settle(second);
+      for (const handler of ['parent', 'child']) {
+        const ids = runs().filter((run) => run.handler === handler).map((run) => run.event.jobId);
+        expect(ids).toHaveLength(count);
+        expect(new Set(ids).size).toBe(count);
+      }
+    } finally {
+      await second.close();
+    }
   });
 
   test('a job retried with job.retry() that fails again is a new occurrence, delivered again', async () => {
