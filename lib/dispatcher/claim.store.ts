@@ -118,10 +118,15 @@ export class ClaimStore {
           settlement.outcome === 'retry' ? settlement.nextAttempt : settlement.outcome === 'dead' ? settlement.record : '';
         args.push(claim.handlerKey, claim.occurrenceId, settlement.outcome, value);
       }
-      this.scripts.ffSettle(keys.length, ...keys, ...args).then(
-        (reply) => chunk.forEach(({ resolve }, i) => resolve((reply as number[])[i] === 1)),
-        (error: unknown) => chunk.forEach(({ reject }) => reject(error)),
-      );
+      const failed = (error: unknown) => chunk.forEach(({ reject }) => reject(error));
+      try {
+        this.scripts.ffSettle(keys.length, ...keys, ...args).then(
+          (reply) => chunk.forEach(({ resolve }, i) => resolve((reply as number[])[i] === 1)),
+          failed,
+        );
+      } catch (error) {
+        failed(error); // thrown, not rejected: still each caller's error, never an uncaught one
+      }
     }
   }
 
