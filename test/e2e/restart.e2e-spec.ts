@@ -1,32 +1,12 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Injectable } from '@nestjs/common';
 import { Worker } from 'bullmq';
-import { type ChildFailedEvent, OnChildFailed, OnParentFailed, type ParentFailedEvent } from '../../lib/index.js';
-import { EventLog, type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
+import { type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil, recordingHandlers } from '../support/harness.js';
 
 const prefix = uniquePrefix('restart');
 
 /** The app reacts to failures only; Workers run elsewhere (here: in the test), as in a split deployment. */
 const spec = { prefix, handlers: [recordingHandlers({ parent: 'orders', child: 'payments' })], options: { queues: ['orders', 'payments'] } };
-
-/** Handlers far slower than failures arrive: with concurrency 1, the stream reader waits for room. */
-@Injectable()
-class SlowHandlers {
-  constructor(private readonly log: EventLog) {}
-
-  @OnParentFailed('orders')
-  async parent(event: ParentFailedEvent) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    this.log.record('parent', event);
-  }
-
-  @OnChildFailed('payments')
-  async child(event: ChildFailedEvent) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    this.log.record('child', event);
-  }
-}
 
 describe('an app that was not running', () => {
   let redis: TestRedis;
@@ -116,7 +96,9 @@ describe('an app that was not running', () => {
   test('handlers slower than the backlog: reading waits for room, closing meanwhile returns, nothing is lost or run twice', async () => {
     await app?.close();
     app = undefined;
-    const slow = { prefix, handlers: [SlowHandlers], options: { queues: ['orders', 'payments'], concurrency: 1 } };
+    // Far slower than the failures arrive: with concurrency 1, the stream reader waits for room.
+    const slowHandlers = recordingHandlers({ parent: 'orders', child: 'payments' }, { delayMs: 10 });
+    const slow = { prefix, handlers: [slowHandlers], options: { queues: ['orders', 'payments'], concurrency: 1 } };
     const count = 60;
     await failOrders(count);
 

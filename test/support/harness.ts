@@ -83,21 +83,27 @@ export class EventLog {
 
 /**
  * A handler class that records every event it gets in the EventLog, as 'parent' and 'child'.
- * `true` declares the handler with no argument; leaving a key out declares none.
+ * `true` declares the handler with no argument; leaving a key out declares none. With
+ * `delayMs`, each handler takes that long before it records (a slow handler).
  */
-export function recordingHandlers(decorate: {
-  parent?: true | Parameters<typeof OnParentFailed>[0];
-  child?: true | Parameters<typeof OnChildFailed>[0];
-}): Type {
+export function recordingHandlers(
+  decorate: {
+    parent?: true | Parameters<typeof OnParentFailed>[0];
+    child?: true | Parameters<typeof OnChildFailed>[0];
+  },
+  { delayMs = 0 }: { delayMs?: number } = {},
+): Type {
   @Injectable()
   class RecordingHandlers {
     constructor(private readonly log: EventLog) {}
 
-    parent(event: FlowFailureEvent) {
+    async parent(event: FlowFailureEvent) {
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       this.log.record('parent', event);
     }
 
-    child(event: FlowFailureEvent) {
+    async child(event: FlowFailureEvent) {
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       this.log.record('child', event);
     }
   }
