@@ -182,6 +182,16 @@ end
 return redis.call('ZREM', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
 `;
 
+/**
+ * KEYS: occurrence keys. Returns 1 or 0 for each: whether the occurrence is recorded
+ * (claimed, settled or marked as seen). One call for a sweep's page, not one EXISTS per job.
+ */
+export const RECORDED = `
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
+return out
+`;
+
 /** KEYS: leases. ARGV: limit. Members whose lease has expired, oldest first. */
 export const EXPIRED = `${NOW}
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))

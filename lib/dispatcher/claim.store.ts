@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { ModuleKeys, parseClaimMember } from '../redis/module-keys.js';
-import { CLAIM, DISCARD, DROP, EXPIRED, LEASE, SETTLE } from './claim-scripts.js';
+import { CLAIM, DISCARD, DROP, EXPIRED, LEASE, RECORDED, SETTLE } from './claim-scripts.js';
 
 /** A claim this process holds: one handler for one occurrence. */
 export interface HeldClaim {
@@ -40,7 +40,7 @@ const SETTLES_PER_CALL = 100;
 
 /** The one Redis claim-and-mark mechanism; see claim-scripts.ts for the rules. */
 export class ClaimStore {
-  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired', ScriptFn>;
+  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired' | 'ffRecorded', ScriptFn>;
   private settling: PendingSettlement[] = [];
 
   constructor(
@@ -61,6 +61,7 @@ export class ClaimStore {
     redis.defineCommand('ffDrop', { numberOfKeys: 2, lua: DROP });
     redis.defineCommand('ffLease', { lua: LEASE });
     redis.defineCommand('ffExpired', { numberOfKeys: 1, lua: EXPIRED });
+    redis.defineCommand('ffRecorded', { lua: RECORDED });
     const commands = redis as unknown as Record<string, ScriptFn>;
     const bind = (name: string): ScriptFn => (...args) => commands[name].apply(redis, args);
     this.scripts = {
@@ -70,6 +71,7 @@ export class ClaimStore {
       ffDrop: bind('ffDrop'),
       ffLease: bind('ffLease'),
       ffExpired: bind('ffExpired'),
+      ffRecorded: bind('ffRecorded'),
     };
   }
 
@@ -155,6 +157,14 @@ export class ClaimStore {
   async expired(limit: number): Promise<HeldClaim[]> {
     const members = (await this.scripts.ffExpired(this.keys.leases, limit)) as string[];
     return members.map(parseClaimMember).filter((m): m is HeldClaim => m !== undefined);
+  }
+
+  /** For each occurrence, whether it is recorded (claimed, settled, or marked as seen by no handler). */
+  async recorded(occurrenceIds: readonly string[]): Promise<boolean[]> {
+    if (occurrenceIds.length === 0) return [];
+    const keys = occurrenceIds.map((id) => this.keys.occurrence(id));
+    const reply = (await this.scripts.ffRecorded(keys.length, ...keys)) as number[];
+    return reply.map((exists) => exists === 1);
   }
 
   /** The stored snapshot of an occurrence, if it is still remembered. */

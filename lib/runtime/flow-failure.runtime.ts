@@ -138,7 +138,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         maxBacklog: config.concurrency * 20,
         holdersCatchingUp,
       }),
-      sweep: new SweepSource(redis, keys, positions, deliver, { queues, intervalMs: config.sweepIntervalMs, owner: this.owner }),
+      sweep: new SweepSource(redis, keys, positions, deliver, (ids) => claims.recorded(ids), {
+        queues,
+        intervalMs: config.sweepIntervalMs,
+        owner: this.owner,
+      }),
     };
     const { stream, workers, sweep, reaper } = this.running;
     if (config.sources.includes('stream')) await stream.start();

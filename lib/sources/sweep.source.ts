@@ -40,6 +40,8 @@ export class SweepSource {
     private readonly keys: ModuleKeys,
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
+    /** For each occurrence, whether it is recorded already (the claim store answers). */
+    private readonly recorded: (occurrenceIds: string[]) => Promise<boolean[]>,
     private readonly options: SweepSourceOptions,
   ) {}
 
@@ -105,10 +107,9 @@ export class SweepSource {
 
   private async deliverUnrecorded(queue: string, jobs: { jobId: string; finishedOn: number }[]): Promise<void> {
     if (jobs.length === 0) return;
-    const ids = jobs.map((job) => occurrenceId(queue, job.jobId, job.finishedOn));
-    const recorded = await Promise.all(ids.map((id) => this.redis.exists(this.keys.occurrence(id))));
+    const recorded = await this.recorded(jobs.map((job) => occurrenceId(queue, job.jobId, job.finishedOn)));
     const signals = jobs
-      .filter((_, i) => recorded[i] === 0)
+      .filter((_, i) => !recorded[i])
       .map((job): FailureSignal => ({ source: 'sweep', queueName: queue, jobId: job.jobId }));
     if (signals.length > 0) await this.deliver(signals);
   }

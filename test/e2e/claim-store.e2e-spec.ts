@@ -85,6 +85,16 @@ describe('ClaimStore', () => {
     expect((await redis.redis.hgetall(keys.occurrence('q:10:100')))['h:h1']).toBe('run|new-owner|2');
   });
 
+  test('recorded: claimed, settled and no-handler occurrences are; unseen ones are not', async () => {
+    const owner = store('recorder');
+    await owner.claim([request('q:12:100', 'h1')], { markerTtlMs: 60_000 });
+    const [settled] = await owner.claim([request('q:13:100', 'h1')], { markerTtlMs: 60_000 });
+    await owner.settle(settled, { outcome: 'done' });
+    await owner.claim([request('q:14:100')], { markerTtlMs: 60_000 }); // no handler wanted it: marked as seen
+    expect(await owner.recorded(['q:12:100', 'q:13:100', 'q:14:100', 'q:15:100'])).toEqual([true, true, true, false]);
+    expect(await owner.recorded([])).toEqual([]);
+  });
+
   test('a done claim is never granted again, nor is a dead one without revive', async () => {
     const owner = store('owner');
     const [done] = await owner.claim([request('q:7:100', 'h1')], { markerTtlMs: 60_000 });
