@@ -4,10 +4,8 @@ interface Recent {
   finishedOn: number;
   /** This job's root cause as a failed child: itself, or the leaf below it. */
   rootCause?: RootCause;
-  /** A Worker of this process reported the failure and its occurrence is in Redis (claimed or marked). */
-  recorded: boolean;
-  /** That report, settled once it is recorded or has failed to be; never rejects. */
-  recording?: Promise<void>;
+  /** A Worker of this process reported the failure: true once its occurrence is in Redis (claimed or marked), false if that failed. */
+  recorded?: Promise<boolean>;
   seenAt: number;
 }
 
@@ -28,17 +26,9 @@ export class RecentFailures {
     this.entry(jobKey, finishedOn).rootCause = rootCause;
   }
 
-  /** A Worker of this process reported this failure; `recording` settles once it is recorded or has failed to be. */
-  reporting(jobKey: string, finishedOn: number, recording: Promise<unknown>): void {
-    this.entry(jobKey, finishedOn).recording = recording.then(
-      () => undefined,
-      () => undefined,
-    );
-  }
-
-  markRecorded(jobKey: string, finishedOn: number): void {
-    const entry = this.fresh(jobKey);
-    if (entry?.finishedOn === finishedOn) entry.recorded = true;
+  /** A Worker of this process reported this failure; `recorded` tells, once known, whether it is in Redis. */
+  reporting(jobKey: string, finishedOn: number, recorded: Promise<boolean>): void {
+    this.entry(jobKey, finishedOn).recorded = recorded.catch(() => false);
   }
 
   rootCauseOf(jobKey: string): RootCause | undefined {
@@ -53,8 +43,7 @@ export class RecentFailures {
   async recordedHere(jobKey: string, timeMs: number, toleranceMs: number): Promise<boolean> {
     const entry = this.fresh(jobKey);
     if (!entry || Math.abs(entry.finishedOn - timeMs) > toleranceMs) return false;
-    await entry.recording;
-    return entry.recorded;
+    return (await entry.recorded) ?? false;
   }
 
   /** The entry of this failure, kept if it is already known, else a new one (a retried job's new failure replaces the old). */
@@ -62,7 +51,7 @@ export class RecentFailures {
     const known = this.fresh(jobKey);
     // Re-inserted either way: Map order is the eviction order.
     this.entries.delete(jobKey);
-    const entry = known?.finishedOn === finishedOn ? known : { finishedOn, recorded: false, seenAt: 0 };
+    const entry: Recent = known?.finishedOn === finishedOn ? known : { finishedOn, seenAt: 0 };
     entry.seenAt = Date.now();
     this.entries.set(jobKey, entry);
     if (this.entries.size > CAPACITY) this.entries.delete(this.entries.keys().next().value as string);

@@ -195,17 +195,21 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   private deliver(signals: FailureSignal[]): Promise<void> {
     if (!this.running) return Promise.resolve(); // closed: the stream or the sweep delivers it after restart
     const { classifier, dispatcher, recent } = this.running;
-    const delivery = classifier.classify(signals).then(async (occurrences) => {
-      if (!(await dispatcher.dispatch(occurrences))) return;
-      // Only what a Worker here reported: its stream entry then needs no second classification.
-      for (const o of occurrences) {
-        if (o.source === 'worker') recent.markRecorded(jobKey(this.config.prefix, o.queueName, o.jobId), o.finishedOn);
-      }
-    });
-    // The stream's entry for the same failure arrives about now: it waits for this instead of repeating it.
+    // The occurrences recorded in Redis (none when stopped before recording them).
+    const recorded = classifier
+      .classify(signals)
+      .then(async (occurrences) => ((await dispatcher.dispatch(occurrences)) ? occurrences : []));
+    // A Worker's report: the stream's entry for the same failure arrives about now, and waits
+    // for this instead of classifying and claiming it again.
     for (const { source, queueName, jobId, job } of signals) {
-      if (source === 'worker' && job?.finishedOn) recent.reporting(jobKey(this.config.prefix, queueName, jobId), job.finishedOn, delivery);
+      const finishedOn = job?.finishedOn;
+      if (source !== 'worker' || !finishedOn) continue;
+      const isRecorded = recorded.then((occurrences) =>
+        occurrences.some((o) => o.queueName === queueName && o.jobId === jobId && o.finishedOn === finishedOn),
+      );
+      recent.reporting(jobKey(this.config.prefix, queueName, jobId), finishedOn, isRecorded);
     }
+    const delivery = recorded.then(() => undefined);
     this.inFlight.add(delivery);
     return delivery.finally(() => this.inFlight.delete(delivery));
   }

@@ -7,17 +7,16 @@ const FINISHED_ON = 1_795_700_000_000;
 describe('RecentFailures', () => {
   test("a stream entry waits for this process's Worker report of the same failure, then knows it is recorded", async () => {
     const recent = new RecentFailures();
-    let finish!: () => void;
-    const recording = new Promise<void>((resolve) => (finish = resolve));
-    recent.reporting(KEY, FINISHED_ON, recording);
+    let finish!: (recorded: boolean) => void;
+    const recorded = new Promise<boolean>((resolve) => (finish = resolve));
+    recent.reporting(KEY, FINISHED_ON, recorded);
 
     let answer: boolean | undefined;
     const asked = recent.recordedHere(KEY, FINISHED_ON + 3, 100).then((recorded) => (answer = recorded));
     await Promise.resolve();
     expect(answer).toBeUndefined(); // still waiting for the report
 
-    recent.markRecorded(KEY, FINISHED_ON);
-    finish();
+    finish(true);
     await asked;
     expect(answer).toBe(true);
   });
@@ -30,16 +29,14 @@ describe('RecentFailures', () => {
 
   test('another failure of the same job (a retry failing again) is not taken for the recorded one', async () => {
     const recent = new RecentFailures();
-    recent.reporting(KEY, FINISHED_ON, Promise.resolve());
-    recent.markRecorded(KEY, FINISHED_ON);
+    recent.reporting(KEY, FINISHED_ON, Promise.resolve(true));
     await expect(recent.recordedHere(KEY, FINISHED_ON + 5_000, 100)).resolves.toBe(false);
     await expect(recent.recordedHere('bull:orders:2', FINISHED_ON, 100)).resolves.toBe(false);
   });
 
   test('remembering the root cause keeps what is known of the report', async () => {
     const recent = new RecentFailures();
-    recent.reporting(KEY, FINISHED_ON, Promise.resolve());
-    recent.markRecorded(KEY, FINISHED_ON);
+    recent.reporting(KEY, FINISHED_ON, Promise.resolve(true));
     const cause = { queueName: 'orders', jobId: '1', key: KEY, failedReason: 'boom' };
     recent.remember(KEY, FINISHED_ON, cause);
     expect(recent.rootCauseOf(KEY)).toEqual(cause);
