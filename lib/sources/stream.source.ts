@@ -134,26 +134,21 @@ export class StreamSource {
         );
         const batch = this.parse(streamReplyPairs(reply));
         if (ownPending && batch.count === 0) ownPending = false;
-        let failed = false;
-        const fail = (error: unknown) => {
-          if (failed) return;
-          failed = true;
-          // Unacknowledged: re-read from this consumer's pending entries.
-          ownPending = true;
-          this.logger.warn(`Delivering a batch of stream entries failed: ${String(error)}; reading it again`);
-        };
-        // Settles once the failures are recorded, or once a failure to record them is handled.
-        const recorded = (batch.signals.length > 0 ? this.deliver(batch.signals) : Promise.resolve()).catch(fail);
-        const delivery: Promise<void> = recorded
-          .then(() => (failed ? undefined : this.acknowledgeLater(batch)))
+        // Settles once the failures are recorded (their acknowledgement follows later), or once
+        // a failure to record them is handled.
+        const delivery: Promise<void> = this.complete(batch)
+          .catch((error: unknown) => {
+            // Unacknowledged: re-read from this consumer's pending entries.
+            ownPending = true;
+            this.logger.warn(`Delivering a batch of stream entries failed: ${String(error)}; reading it again`);
+          })
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
         // A full batch means a backlog (catching up): read on while it is delivered, up to
         // MAX_BATCHES_IN_FLIGHT. A short one means the reader is at the head: wait until its
-        // failures are recorded, so the next read gathers more entries (not for the
-        // acknowledgement: that is one round trip an entry arriving meanwhile would wait for).
+        // failures are recorded, so the next read gathers more entries.
         if (batches.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(batches);
-        if (!batch.full) await recorded;
+        if (!batch.full) await delivery;
         if (!batch.full && this.backupPauseMs > 0 && !this.stopping) await this.sleep(this.backupPauseMs);
         errors = 0;
       } catch (error) {
@@ -192,7 +187,7 @@ export class StreamSource {
     return batch;
   }
 
-  /** Delivers a batch's failures, then has every entry in it acknowledged. */
+  /** Delivers a batch's failures; once they are recorded, every entry in it is acknowledged (a little later). */
   private async complete(batch: StreamBatch): Promise<void> {
     if (batch.signals.length > 0) await this.deliver(batch.signals);
     this.acknowledgeLater(batch);
