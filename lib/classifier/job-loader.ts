@@ -1,4 +1,4 @@
-import { Job, Queue } from 'bullmq';
+import { Job, Queue, raw2NextJobData } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobKey } from '../redis/job-key.js';
 
@@ -21,6 +21,18 @@ export class JobLoader {
       this.loading.set(key, pending);
     }
     return pending;
+  }
+
+  /**
+   * A job from its hash as a script returned it (HGETALL's flat list), not loaded here;
+   * undefined when the list is empty (the job is gone). Decoded the way a Worker decodes
+   * the job its fetch script returns (raw2NextJobData), so it is the `Job` a load gives
+   * in every BullMQ version the module supports.
+   */
+  fromScriptReply(prefix: string, queueName: string, jobId: string, fields: unknown[]): Job | undefined {
+    if (fields.length === 0) return undefined;
+    const [json] = raw2NextJobData([fields]) as [Parameters<typeof Job.fromJSON>[1]];
+    return Job.fromJSON(this.queue(prefix, queueName), json, jobId);
   }
 
   /**

@@ -131,7 +131,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         holdersCatchingUp,
       ),
       workers: new WorkerSource(config.prefix, deliver),
-      stream: new StreamSource(redis, connections.blocking, keys, positions, deliver, (limit) => dispatcher.whenBacklogBelow(limit), {
+      stream: new StreamSource(redis, connections.blocking, keys, positions, deliver, (limit) => dispatcher.whenBacklogBelow(limit), loader, {
         queues,
         consumer: this.owner,
         leaseMs: config.leaseMs,

@@ -6,7 +6,10 @@ export interface FailureSignal {
   source: FailureSource;
   queueName: string;
   jobId: string;
-  /** The job a Worker of this app just failed: spares a load and outlives `removeOnFail`. */
+  /**
+   * The job as this app already has it, which spares a load: the one a Worker of this app
+   * just failed (it outlives `removeOnFail`), or the stored one read with its stream entry.
+   */
   job?: Job;
   /** When the events stream recorded the failure (its entry id's time), for stream signals. */
   reportedAt?: number;

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Job } from 'bullmq';
 import { type LiveSource, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
 import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers, SOURCE_MODES } from '../support/harness.js';
 
@@ -64,7 +65,20 @@ describe.each(SOURCE_MODES)('a one-level failParentOnFailure flow (sources: %s)'
       parent: { queueName: 'orders', jobId: parentId, key: `${prefix}:orders:${parentId}` },
     });
     expect(alert[0].job?.id).toBe(childId);
+    // Whichever source delivered it (a Worker's job, or the stored one read with its stream
+    // entry), each event carries the job as a load from Redis gives it.
+    for (const [event, queueName, jobId] of [[alert[0], 'payments', childId], [undo[0], 'orders', parentId]] as const) {
+      const loaded = await Job.fromId(redis.queue(queueName), jobId);
+      expect(storedFacts(event.job)).toEqual(storedFacts(loaded));
+    }
     expect(undo[0].id).not.toBe(alert[0].id);
     for (const event of [...undo, ...alert]) expect(sources).toContain(event.source);
   });
 });
+
+/** What a handler reads from a failed job; `Job` holds live references (its queue) beside them. */
+function storedFacts(job: Job | undefined) {
+  if (!job) return undefined;
+  const { id, name, data, opts, attemptsMade, finishedOn, processedOn, failedReason, stacktrace, parent, parentKey, timestamp } = job;
+  return { id, name, data, opts, attemptsMade, finishedOn, processedOn, failedReason, stacktrace, parent, parentKey, timestamp };
+}
