@@ -1,8 +1,15 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobRef, RootCause } from '../interfaces/failure-events.interface.js';
-import { jobKey, parseDeferredFailure, parseJobKey, type ParsedJobKey } from '../redis/job-key.js';
-import type { FailureSignal } from '../sources/failure-signal.js';
+import {
+  CHILDREN_BOOKKEEPING,
+  failedChildrenKey,
+  jobKey,
+  parseDeferredFailure,
+  parseJobKey,
+  type ParsedJobKey,
+} from '../redis/job-key.js';
+import type { FailureSignal, StoredFacts } from '../sources/failure-signal.js';
 import { type FailureOccurrence, occurrenceId } from './failure-occurrence.js';
 import type { JobLoader } from './job-loader.js';
 import { parentPolicyOf } from './parent-policy.js';
@@ -68,10 +75,10 @@ export class FailureClassifier {
     // What can be asked before the job is loaded is asked now, so it travels with the load: one round trip.
     const inMemory = parseDeferredFailure(signal.job?.deferredFailure);
     const reported = inMemory ? undefined : parseDeferredFailure(signal.failedReason);
-    const reportedIsFailedChild = reported ? this.isFailedChild(key, reported) : undefined;
+    const reportedIsFailedChild = reported ? this.isFailedChild(key, reported, signal.facts) : undefined;
     const wantsParent = this.parentInterest(signal.queueName, signal.job?.name);
     // Not needed when a failed child is named: that alone makes the job a parent.
-    const hadChildren = wantsParent && !inMemory && !reported ? this.hadChildren(key) : undefined;
+    const hadChildren = wantsParent && !inMemory && !reported ? this.hadChildren(key, signal.facts) : undefined;
     for (const pending of [reportedIsFailedChild, hadChildren]) pending?.catch(() => undefined); // awaited only when needed
     const job = await load({ prefix: this.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
@@ -145,19 +152,14 @@ export class FailureClassifier {
     return (await confirmed) ? named : undefined;
   }
 
-  private async isFailedChild(key: string, child: ParsedJobKey): Promise<boolean> {
-    return (await this.redis.zscore(`${key}:unsuccessful`, child.key)) !== null;
+  private async isFailedChild(key: string, child: ParsedJobKey, facts?: StoredFacts): Promise<boolean> {
+    if (facts?.namedChild?.key === child.key) return facts.namedChild.failed;
+    return (await this.redis.zscore(failedChildrenKey(key), child.key)) !== null;
   }
 
-  /** BullMQ keeps a parent's bookkeeping under its key; any of it means the job had children. */
-  private async hadChildren(key: string): Promise<boolean> {
-    const found = await this.redis.exists(
-      `${key}:dependencies`,
-      `${key}:processed`,
-      `${key}:failed`,
-      `${key}:unsuccessful`,
-    );
-    return found > 0;
+  private async hadChildren(key: string, facts?: StoredFacts): Promise<boolean> {
+    if (facts?.hadChildren !== undefined) return facts.hadChildren;
+    return (await this.redis.exists(...CHILDREN_BOOKKEEPING.map((suffix) => `${key}:${suffix}`))) > 0;
   }
 
   /** Walks down the deferred failures; each level only names its immediate child. */

@@ -27,6 +27,14 @@ export function parseJobKey(key: string): ParsedJobKey | undefined {
   };
 }
 
+/** What BullMQ keeps under a parent's job key for its children: any of them means the job had children. */
+export const CHILDREN_BOOKKEEPING = ['dependencies', 'processed', 'failed', 'unsuccessful'] as const;
+
+/** The ZSET under a parent's key of the children whose failure counted against it. */
+export function failedChildrenKey(parentKey: string): string {
+  return `${parentKey}:unsuccessful`;
+}
+
 const DEFERRED_FAILURE = /^child (.+) failed$/;
 
 /** The child key inside BullMQ's deferred failure text `child <key> failed`. */

@@ -99,9 +99,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const keys = new ModuleKeys(config.prefix, config.consumerGroup);
     const loader = new JobLoader(connections.jobs);
     const recent = new RecentFailures();
-    const classifier = new FailureClassifier(connections.jobs, loader, config.prefix, recent, (queueName, jobName) =>
-      this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false }),
-    );
+    const parentInterest = (queueName: string, jobName?: string) =>
+      this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false });
+    const classifier = new FailureClassifier(connections.jobs, loader, config.prefix, recent, parentInterest);
     const claims = new ClaimStore(redis, keys, this.owner, config.leaseMs, config.dedupTtlMs);
     const dispatcher = new FailureDispatcher(claims, this.registry, {
       handlerAttempts: config.handlerAttempts,
@@ -136,6 +136,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         consumer: this.owner,
         leaseMs: config.leaseMs,
         maxBacklog: config.concurrency * 20,
+        parentInterest,
         holdersCatchingUp,
       }),
       sweep: new SweepSource(redis, keys, positions, deliver, (ids) => claims.recorded(ids), {

@@ -13,6 +13,16 @@ export interface FailureSignal {
   job?: Job;
   /** When the events stream recorded the failure (its entry id's time), for stream signals. */
   reportedAt?: number;
+  /** Answers read with the job (see StoredFacts): each spares the classifier a read. */
+  facts?: StoredFacts;
   /** The reason the stream entry carries: a child it names is asked about in the same round trip as the load. */
   failedReason?: string;
+}
+
+/** What a script found beside a stored failed job, so the classifier need not ask Redis. */
+export interface StoredFacts {
+  /** Whether the job has BullMQ's children bookkeeping; undefined when not asked. */
+  hadChildren?: boolean;
+  /** The child its failedReason names (`child <key> failed`), and whether that child is among its failed children. */
+  namedChild?: { key: string; failed: boolean };
 }

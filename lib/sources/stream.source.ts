@@ -1,12 +1,10 @@
 import { Logger } from '@nestjs/common';
-import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobLoader } from '../classifier/job-loader.js';
-import { jobKey } from '../redis/job-key.js';
 import type { ModuleKeys } from '../redis/module-keys.js';
+import { FailedJobsPrefetch } from './failed-jobs.prefetch.js';
 import type { FailureSignal } from './failure-signal.js';
-import { compareIds, parseStreamEntry, streamReplyPairs } from './stream-entry.js';
-import { READ_FAILED_JOBS } from './stream-scripts.js';
+import { parseStreamEntry, streamReplyPairs } from './stream-entry.js';
 import { type StreamPositions, toRecord } from './stream-position.js';
 
 interface StreamBatch {
@@ -24,6 +22,8 @@ export interface StreamSourceOptions {
   leaseMs: number;
   /** Runs queued in the dispatcher above which reading pauses (until `whenBacklogBelow` resolves). */
   maxBacklog: number;
+  /** Whether a handler may want a failed job of this queue as a parent. */
+  parentInterest: (queueName: string) => boolean;
   /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
   holdersCatchingUp: () => boolean;
 }
@@ -57,8 +57,7 @@ export class StreamSource {
   private readonly recorded = new Map<string, string[]>();
   private recordedCount = 0;
   private ackTimer?: NodeJS.Timeout;
-  /** The last entry id each stream's reads handed this consumer: where the next read's jobs begin. */
-  private readonly lastRead = new Map<string, string>();
+  private readonly prefetch: FailedJobsPrefetch;
 
   constructor(
     private readonly commands: Redis,
@@ -67,11 +66,11 @@ export class StreamSource {
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     private readonly whenBacklogBelow: (limit: number) => Promise<void>,
-    private readonly jobs: Pick<JobLoader, 'fromScriptReply'>,
+    jobs: Pick<JobLoader, 'fromScriptReply'>,
     private readonly options: StreamSourceOptions,
   ) {
     for (const queue of options.queues) this.queueOfStream.set(keys.eventsStream(queue), queue);
-    blocking.defineCommand('ffReadFailedJobs', { lua: READ_FAILED_JOBS });
+    this.prefetch = new FailedJobsPrefetch(blocking, keys, options.consumer, this.queueOfStream, jobs, options.parentInterest);
   }
 
   /** Resolves once every stream has the group: from then on no failure event is missed. */
@@ -141,11 +140,11 @@ export class StreamSource {
           'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
         );
         // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
-        const failedJobs = this.backupPauseMs === 0 ? this.readFailedJobs(streams) : undefined;
+        const prefetch = this.backupPauseMs === 0 ? this.prefetch.request(streams, BATCH) : undefined;
         const pairs = streamReplyPairs(await read);
-        this.noteLastRead(pairs);
+        this.prefetch.noteRead(pairs);
         const batch = this.parse(pairs);
-        if (failedJobs) await this.attachJobs(batch, failedJobs);
+        if (prefetch) FailedJobsPrefetch.attach(batch.signals, await prefetch, this.keys.prefix);
         if (ownPending && batch.count === 0) ownPending = false;
         // Settles once the failures are recorded (their acknowledgement follows later), or once
         // a failure to record them is handled.
@@ -178,44 +177,6 @@ export class StreamSource {
       }
     }
     await Promise.allSettled(batches);
-  }
-
-  /**
-   * Queued right behind the blocking read, on its connection: the failed jobs of the entries
-   * it is handed, read by Redis the moment it hands them (see READ_FAILED_JOBS). On error,
-   * nothing: the classifier loads the jobs itself.
-   */
-  private readFailedJobs(streams: string[]): Promise<unknown[]> {
-    const args: (string | number)[] = [this.keys.group, this.options.consumer, BATCH];
-    for (const stream of streams) {
-      args.push(this.lastRead.get(stream) ?? '0', jobKey(this.keys.prefix, this.queueOfStream.get(stream) as string, ''));
-    }
-    const script = (this.blocking as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown[]>>).ffReadFailedJobs;
-    return script.call(this.blocking, streams.length, ...streams, ...args).catch(() => []);
-  }
-
-  private noteLastRead(pairs: [string, unknown[]][]): void {
-    for (const [stream, entries] of pairs) {
-      const last: unknown = entries.at(-1);
-      if (!Array.isArray(last) || typeof last[0] !== 'string') continue;
-      const before = this.lastRead.get(stream);
-      if (!before || compareIds(last[0], before) > 0) this.lastRead.set(stream, last[0]);
-    }
-  }
-
-  /** Gives each failure signal its job, where the script read it: the classifier then loads nothing. */
-  private async attachJobs(batch: StreamBatch, failedJobs: Promise<unknown[]>): Promise<void> {
-    const reply = await failedJobs;
-    if (batch.signals.length === 0 || reply.length === 0) return;
-    const streams = [...this.queueOfStream.keys()];
-    const found = new Map<string, Job>();
-    for (let i = 0; i + 2 < reply.length; i += 3) {
-      const queue = this.queueOfStream.get(streams[Number(reply[i]) - 1]);
-      const jobId = String(reply[i + 1]);
-      const job = queue && this.jobs.fromScriptReply(this.keys.prefix, queue, jobId, reply[i + 2] as unknown[]);
-      if (job) found.set(jobKey(this.keys.prefix, queue, jobId), job);
-    }
-    for (const signal of batch.signals) signal.job ??= found.get(jobKey(this.keys.prefix, signal.queueName, signal.jobId));
   }
 
   /** The failures in a reply, and every entry id to acknowledge once they are recorded. */

@@ -1,0 +1,94 @@
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobLoader } from '../classifier/job-loader.js';
+import { CHILDREN_BOOKKEEPING, failedChildrenKey, jobKey } from '../redis/job-key.js';
+import type { ModuleKeys } from '../redis/module-keys.js';
+import type { FailureSignal, StoredFacts } from './failure-signal.js';
+import { compareIds } from './stream-entry.js';
+import { READ_FAILED_JOBS } from './stream-scripts.js';
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown[]>;
+
+/** Jobs found by one prefetch, by job key. */
+export type PrefetchedJobs = Map<string, { job: Job; facts: StoredFacts }>;
+
+/**
+ * Reads the failed jobs of the entries a blocking XREADGROUP is about to hand this
+ * consumer, with a script sent right behind the read on the same connection: Redis runs
+ * it the moment the read is served, and the jobs arrive with the entries (see
+ * READ_FAILED_JOBS). The classifier then asks Redis nothing for them.
+ */
+export class FailedJobsPrefetch {
+  /** The last entry id each stream's reads handed this consumer: where the next read's jobs begin. */
+  private readonly lastRead = new Map<string, string>();
+  private readonly script: ScriptFn;
+
+  constructor(
+    blocking: Redis,
+    private readonly keys: ModuleKeys,
+    private readonly consumer: string,
+    private readonly queueOfStream: ReadonlyMap<string, string>,
+    private readonly jobs: Pick<JobLoader, 'fromScriptReply'>,
+    /** Whether a handler may want a failed job of this queue as a parent (then whether it had children is asked). */
+    private readonly parentInterest: (queueName: string) => boolean,
+  ) {
+    blocking.defineCommand('ffReadFailedJobs', { lua: READ_FAILED_JOBS });
+    const command = (blocking as unknown as Record<string, ScriptFn>).ffReadFailedJobs;
+    this.script = (...args) => command.apply(blocking, args);
+  }
+
+  /** Call right after sending the read, before awaiting it. Never rejects: on error the classifier loads the jobs itself. */
+  request(streams: readonly string[], count: number): Promise<PrefetchedJobs> {
+    const args: (string | number)[] = [this.keys.group, this.consumer, count, failedChildrenKey(''), CHILDREN_BOOKKEEPING.length];
+    for (const suffix of CHILDREN_BOOKKEEPING) args.push(`:${suffix}`);
+    for (const stream of streams) {
+      const queue = this.queueOfStream.get(stream) as string;
+      args.push(this.lastRead.get(stream) ?? '0', jobKey(this.keys.prefix, queue, ''), this.parentInterest(queue) ? '1' : '0');
+    }
+    return this.script(streams.length, ...streams, ...args).then(
+      (reply) => this.decode(reply),
+      () => new Map(),
+    );
+  }
+
+  /** The entries a read handed this consumer: the next prefetch starts after them. */
+  noteRead(pairs: readonly [string, unknown[]][]): void {
+    for (const [stream, entries] of pairs) {
+      const last: unknown = entries.at(-1);
+      if (!Array.isArray(last) || typeof last[0] !== 'string') continue;
+      const before = this.lastRead.get(stream);
+      if (!before || compareIds(last[0], before) > 0) this.lastRead.set(stream, last[0]);
+    }
+  }
+
+  /** Gives each signal its job and facts, where the prefetch found them. */
+  static attach(signals: readonly FailureSignal[], found: PrefetchedJobs, prefix: string): void {
+    for (const signal of signals) {
+      const prefetched = signal.job ? undefined : found.get(jobKey(prefix, signal.queueName, signal.jobId));
+      if (!prefetched) continue;
+      signal.job = prefetched.job;
+      signal.facts = prefetched.facts;
+    }
+  }
+
+  private decode(reply: unknown[]): PrefetchedJobs {
+    const found: PrefetchedJobs = new Map();
+    const streams = [...this.queueOfStream.keys()];
+    for (let i = 0; i + 5 < reply.length; i += 6) {
+      const queue = this.queueOfStream.get(streams[Number(reply[i]) - 1]);
+      const jobId = String(reply[i + 1]);
+      const job = queue && this.jobs.fromScriptReply(this.keys.prefix, queue, jobId, reply[i + 2] as unknown[]);
+      if (!queue || !job) continue;
+      const named = String(reply[i + 3]);
+      const hadChildren = Number(reply[i + 5]);
+      found.set(jobKey(this.keys.prefix, queue, jobId), {
+        job,
+        facts: {
+          namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 4]) === 1 },
+          hadChildren: hadChildren < 0 ? undefined : hadChildren === 1,
+        },
+      });
+    }
+    return found;
+  }
+}
