@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { LiveSource } from '../../lib/index.js';
 import { CHAOS_QUEUES } from './chaos-flows.js';
 
 const APP_ENTRY = fileURLToPath(new URL('./dist/test/chaos/chaos-app.js', import.meta.url));
@@ -16,6 +17,8 @@ export class AppFleet {
   constructor(
     private readonly redisUrl: string,
     private readonly prefix: string,
+    /** The module's live sources in every app; the default ones when undefined. */
+    private readonly sources?: readonly LiveSource[],
   ) {}
 
   get size(): number {
@@ -25,7 +28,13 @@ export class AppFleet {
   /** Starts one app and resolves when its `app.init()` has resolved. */
   start(): Promise<void> {
     const child = spawn(process.execPath, [APP_ENTRY], {
-      env: { ...process.env, REDIS_URL: this.redisUrl, CHAOS_PREFIX: this.prefix, CHAOS_QUEUES: CHAOS_QUEUES.join(',') },
+      env: {
+        ...process.env,
+        REDIS_URL: this.redisUrl,
+        CHAOS_PREFIX: this.prefix,
+        CHAOS_QUEUES: CHAOS_QUEUES.join(','),
+        CHAOS_SOURCES: this.sources?.join(',') ?? '',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.apps.add(child);

@@ -3,19 +3,20 @@
  * a three-level flow and handlers that record every completed run in Redis. The test
  * SIGKILLs these processes at random and starts new ones.
  *
- * Env: REDIS_URL, CHAOS_PREFIX, CHAOS_QUEUES (comma-separated).
+ * Env: REDIS_URL, CHAOS_PREFIX, CHAOS_QUEUES and CHAOS_SOURCES (comma-separated; empty: the default sources).
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { OnChildFailed, OnParentFailed, type FlowFailureEvent } from '../../lib/index.js';
+import { OnChildFailed, OnParentFailed, type FlowFailureEvent, type LiveSource } from '../../lib/index.js';
 import { REDIS_URL, testAppModule } from '../support/harness.js';
 import { CHAOS_MODULE_OPTIONS, CHAOS_WORKER_OPTIONS, runsKey } from './chaos-settings.js';
 
 const prefix = process.env.CHAOS_PREFIX as string;
 const queues = (process.env.CHAOS_QUEUES as string).split(',');
+const sources = process.env.CHAOS_SOURCES ? (process.env.CHAOS_SOURCES.split(',') as LiveSource[]) : undefined;
 const recorder = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
 
 /**
@@ -43,7 +44,7 @@ class ChaosHandlers {
 
 async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(
-    testAppModule({ prefix, processors: queues, handlers: [ChaosHandlers], workerOptions: CHAOS_WORKER_OPTIONS, options: CHAOS_MODULE_OPTIONS }),
+    testAppModule({ prefix, processors: queues, handlers: [ChaosHandlers], workerOptions: CHAOS_WORKER_OPTIONS, options: { ...CHAOS_MODULE_OPTIONS, sources } }),
     { logger: ['error', 'warn'] },
   );
   process.stdout.write('ready\n');

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { FlowProducer, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { LiveSource } from '../../lib/index.js';
 import { runBehaviour, uniquePrefix, waitUntil } from '../support/harness.js';
 import { type OwnRedisServer, startRedisServer } from '../support/redis-server.mjs';
 import { AppFleet } from './app-fleet.js';
@@ -52,68 +53,72 @@ describe('chaos', () => {
     await server?.stop();
   });
 
-  test(`${FLOWS} flows while app processes are SIGKILLed, restarted one by one, and Redis restarts: nothing lost, nothing twice`, async () => {
-    const prefix = uniquePrefix('chaos');
-    const fleet = new AppFleet(server.url, prefix);
-    const producer = new FlowProducer({ connection: connection(server), prefix });
-    const queues = Object.fromEntries(CHAOS_QUEUES.map((q) => [q, new Queue(q, { connection: connection(server), prefix })]));
-    const flows: PlacedFlow[] = [];
-    let restarts = 0;
-    try {
-      await Promise.all(Array.from({ length: APPS }, () => fleet.start()));
+  // The default sources, and the stream alone (its reads fetch the failed jobs in the same script).
+  test.each([['worker+stream', undefined], ['stream', ['stream']]] as [string, LiveSource[] | undefined][])(
+    `${FLOWS} flows while app processes are SIGKILLed, restarted one by one, and Redis restarts: nothing lost, nothing twice (sources: %s)`,
+    async (label, sources) => {
+      const prefix = uniquePrefix('chaos');
+      const fleet = new AppFleet(server.url, prefix, sources);
+      const producer = new FlowProducer({ connection: connection(server), prefix });
+      const queues = Object.fromEntries(CHAOS_QUEUES.map((q) => [q, new Queue(q, { connection: connection(server), prefix })]));
+      const flows: PlacedFlow[] = [];
+      let restarts = 0;
+      try {
+        await Promise.all(Array.from({ length: APPS }, () => fleet.start()));
 
-      let producing = true;
-      const chaos = (async () => {
-        // At least MIN_KILLS rounds, even on a machine fast enough to finish producing sooner.
-        while (producing || fleet.kills < MIN_KILLS) {
-          await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
-          // Kill a process in the middle of a handler run when there is one...
-          await fleet.kill(await pidHoldingAClaim(redis, prefix, 2000));
-          await fleet.start();
-          // ...and restart another gracefully, as a rolling deployment does.
-          await fleet.stopOldest();
-          await fleet.start();
-          if (restarts === 0 && flows.length >= FLOWS / 2) {
-            await server.restart();
-            restarts++;
+        let producing = true;
+        const chaos = (async () => {
+          // At least MIN_KILLS rounds, even on a machine fast enough to finish producing sooner.
+          while (producing || fleet.kills < MIN_KILLS) {
+            await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
+            // Kill a process in the middle of a handler run when there is one...
+            await fleet.kill(await pidHoldingAClaim(redis, prefix, 2000));
+            await fleet.start();
+            // ...and restart another gracefully, as a rolling deployment does.
+            await fleet.stopOldest();
+            await fleet.start();
+            if (restarts === 0 && flows.length >= FLOWS / 2) {
+              await server.restart();
+              restarts++;
+            }
           }
+        })();
+        for (let i = 0; i < FLOWS; i += BATCH) {
+          const batch = Array.from({ length: BATCH }, (_, j) => ({ index: i + j, kind: kindOf(i + j) }));
+          const nodes = await producer.addBulk(batch.map(({ index, kind }) => chaosFlow(index, kind)));
+          nodes.forEach((node, j) => flows.push(placed(batch[j].kind, node)));
+          await new Promise((r) => setTimeout(r, BATCH_EVERY_MS));
         }
-      })();
-      for (let i = 0; i < FLOWS; i += BATCH) {
-        const batch = Array.from({ length: BATCH }, (_, j) => ({ index: i + j, kind: kindOf(i + j) }));
-        const nodes = await producer.addBulk(batch.map(({ index, kind }) => chaosFlow(index, kind)));
-        nodes.forEach((node, j) => flows.push(placed(batch[j].kind, node)));
-        await new Promise((r) => setTimeout(r, BATCH_EVERY_MS));
+        producing = false;
+        await chaos;
+        while (fleet.size < APPS) await fleet.start();
+
+        await waitUntil('every flow finished', () => flowsFinished(queues, flows), 90_000);
+        await waitUntil('the module is quiet', () => moduleQuiet(redis, prefix, CHAOS_QUEUES), 60_000);
+        await fleet.stopAll();
+
+        const result = await tally(redis, prefix, flows, fleet.killedPids);
+        const takenOver = [...fleet.output.matchAll(/Took over (\d+) claim/g)].reduce((n, m) => n + Number(m[1]), 0);
+        console.log(
+          `${line(`chaos (sources: ${label})`, result, fleet.kills, restarts)}\n` +
+            `  ${fleet.gracefulStops} graceful (rolling) restarts; ${takenOver} claims of killed processes taken over; ${result.rerunsAfterKill} handler re-runs after a SIGKILL ` +
+            `between completion and done mark (at-least-once execution); runs by source: ${JSON.stringify(result.sources)}`,
+        );
+        // The kills really hit handlers mid-run, and their claims were recovered elsewhere.
+        expect(takenOver).toBeGreaterThan(0);
+        expect(restarts).toBe(1);
+        expect(fleet.kills).toBeGreaterThanOrEqual(MIN_KILLS);
+        expect(fleet.gracefulStops).toBeGreaterThanOrEqual(MIN_KILLS);
+        expect(result.lost).toEqual([]);
+        expect(result.duplicated).toEqual([]);
+        expect(result.unexpected).toEqual([]);
+      } finally {
+        await fleet.stopAll();
+        await producer.close();
+        await Promise.all(Object.values(queues).map((q) => q.close()));
       }
-      producing = false;
-      await chaos;
-      while (fleet.size < APPS) await fleet.start();
-
-      await waitUntil('every flow finished', () => flowsFinished(queues, flows), 90_000);
-      await waitUntil('the module is quiet', () => moduleQuiet(redis, prefix, CHAOS_QUEUES), 60_000);
-      await fleet.stopAll();
-
-      const result = await tally(redis, prefix, flows, fleet.killedPids);
-      const takenOver = [...fleet.output.matchAll(/Took over (\d+) claim/g)].reduce((n, m) => n + Number(m[1]), 0);
-      console.log(
-        `${line('chaos', result, fleet.kills, restarts)}\n` +
-          `  ${fleet.gracefulStops} graceful (rolling) restarts; ${takenOver} claims of killed processes taken over; ${result.rerunsAfterKill} handler re-runs after a SIGKILL ` +
-          `between completion and done mark (at-least-once execution); runs by source: ${JSON.stringify(result.sources)}`,
-      );
-      // The kills really hit handlers mid-run, and their claims were recovered elsewhere.
-      expect(takenOver).toBeGreaterThan(0);
-      expect(restarts).toBe(1);
-      expect(fleet.kills).toBeGreaterThanOrEqual(MIN_KILLS);
-      expect(fleet.gracefulStops).toBeGreaterThanOrEqual(MIN_KILLS);
-      expect(result.lost).toEqual([]);
-      expect(result.duplicated).toEqual([]);
-      expect(result.unexpected).toEqual([]);
-    } finally {
-      await fleet.stopAll();
-      await producer.close();
-      await Promise.all(Object.values(queues).map((q) => q.close()));
-    }
-  });
+    },
+  );
 
   test('1,000 failures while every app is down and the stream is trimmed to 100 entries: the sweep delivers them all', async () => {
     const prefix = uniquePrefix('gap');

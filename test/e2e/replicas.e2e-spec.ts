@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
-import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
+import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type LiveSource, type ParentFailedEvent } from '../../lib/index.js';
 import { EventLog, type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
 
-const prefix = uniquePrefix('replicas');
 const FLOWS = 50;
 
 @Injectable()
@@ -28,13 +27,15 @@ class Handlers {
   }
 }
 
-describe('two app instances on one prefix and consumer group', () => {
+// The default sources, and the stream alone: then each instance reads its share of the stream with the failed jobs.
+describe.each([[['worker', 'stream']], [['stream']]] as LiveSource[][][])('two app instances on one prefix and consumer group (sources: %s)', (sources) => {
+  const prefix = uniquePrefix('replicas');
   let redis: TestRedis;
   let apps: TestApp[] = [];
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    const spec = { prefix, processors: ['orders', 'payments'], handlers: [Handlers] };
+    const spec = { prefix, processors: ['orders', 'payments'], handlers: [Handlers], options: { sources } };
     apps = [await startApp(spec), await startApp(spec)];
   });
 
