@@ -142,8 +142,8 @@ export class StreamSource {
         // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
         const prefetch = this.backupPauseMs === 0 ? this.prefetch.request(streams, BATCH) : undefined;
         const pairs = streamReplyPairs(await read);
-        this.prefetch.noteRead(pairs);
         const batch = this.parse(pairs);
+        this.prefetch.noteRead(pairs, batch.signals.length);
         if (prefetch) FailedJobsPrefetch.attach(batch.signals, await prefetch, this.keys.prefix);
         if (ownPending && batch.count === 0) ownPending = false;
         // Settles once the failures are recorded (their acknowledgement follows later), or once

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type { Redis } from 'ioredis';
+import { JobLoader } from '../../lib/classifier/job-loader.js';
+import { jobKey } from '../../lib/redis/job-key.js';
+import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { FailedJobsPrefetch } from '../../lib/sources/failed-jobs.prefetch.js';
+import { streamReplyPairs } from '../../lib/sources/stream-entry.js';
+import { TestRedis, uniquePrefix } from '../support/harness.js';
+
+/**
+ * The stream source's read script, straight against Redis: the failed jobs of what one
+ * consumer was handed, with the classifier's answers, and nothing of another consumer's.
+ */
+describe('FailedJobsPrefetch', () => {
+  const prefix = uniquePrefix('prefetch');
+  const keys = new ModuleKeys(prefix, 'test-group');
+  const stream = keys.eventsStream('payments');
+  let redis: TestRedis;
+  let loader: JobLoader;
+  const connections: Redis[] = [];
+
+  /** One consumer: a blocking connection of its own (as each app instance has) and its prefetch. */
+  const consumer = (name: string) => {
+    const blocking = redis.redis.duplicate();
+    connections.push(blocking);
+    const prefetch = new FailedJobsPrefetch(blocking, keys, name, new Map([[stream, 'payments']]), loader, () => true);
+    /** A read as the stream source sends it, with the prefetch right behind it. */
+    const read = async () => {
+      const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, 'STREAMS', stream, '>');
+      const prefetched = prefetch.request([stream], 500);
+      const pairs = streamReplyPairs(await reply);
+      const found = await prefetched;
+      if (!found) throw new Error('the prefetch is paused');
+      return { pairs, found };
+    };
+    return { prefetch, read };
+  };
+
+  beforeAll(async () => {
+    redis = new TestRedis(prefix);
+    const jobs = redis.redis.duplicate();
+    connections.push(jobs);
+    loader = new JobLoader(jobs);
+    await redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
+  });
+
+  afterAll(async () => {
+    await loader.close();
+    await Promise.all(connections.map((connection) => connection.quit()));
+    await redis.close();
+  });
+
+  test("returns the failed jobs of the entries this consumer was handed, with the classifier's answers, and none of another's", async () => {
+    const queue = redis.queue('payments');
+    const plain = await queue.add('charge', { amount: 10 });
+    const parent = await queue.add('settle', {});
+    const parentKey = jobKey(prefix, 'payments', parent.id as string);
+    const childKey = jobKey(prefix, 'stock', 'c1');
+    await redis.redis.hset(parentKey, 'failedReason', `child ${childKey} failed`, 'finishedOn', 5);
+    await redis.redis.zadd(`${parentKey}:unsuccessful`, 1, childKey);
+    await redis.redis.xadd(stream, '*', 'event', 'active', 'jobId', plain.id as string);
+    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', plain.id as string, 'failedReason', 'declined');
+    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', parent.id as string);
+
+    const a = consumer('a');
+    const b = consumer('b');
+    const first = await a.read();
+    const found = first.found;
+    expect([...found.keys()].sort()).toEqual([jobKey(prefix, 'payments', plain.id as string), parentKey].sort());
+    const plainJob = found.get(jobKey(prefix, 'payments', plain.id as string));
+    expect(plainJob?.job).toMatchObject({ id: plain.id, name: 'charge', data: { amount: 10 } });
+    expect(plainJob?.facts).toEqual({ namedChild: undefined, hadChildren: false });
+    expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, hadChildren: true });
+    a.prefetch.noteRead(first.pairs, 2);
+
+    // Another consumer was handed none of these entries; this one has nothing new past them.
+    expect((await b.read()).found.size).toBe(0);
+    expect((await a.read()).found.size).toBe(0);
+  });
+
+  test('pauses once failures are rare (16 reads without one), and runs again after a read that holds one', () => {
+    const { prefetch } = consumer('c');
+    for (let i = 0; i < 16; i++) {
+      expect(prefetch.request([stream], 500)).toBeDefined();
+      prefetch.noteRead([], 0);
+    }
+    expect(prefetch.request([stream], 500)).toBeUndefined();
+    prefetch.noteRead([], 1);
+    expect(prefetch.request([stream], 500)).toBeDefined();
+  });
+});
