@@ -28,6 +28,8 @@ export type PrefetchedJobs = Map<string, { job: Job; facts: StoredFacts }>;
 export class FailedJobsPrefetch {
   /** The last entry id each stream's reads handed this consumer: where the next read's jobs begin. */
   private readonly lastRead = new Map<string, string>();
+  /** Every watched stream, in the order the script's replies number them. */
+  private readonly streams: string[];
   /** Reads left before the script pauses; it runs from the start (a catch-up is all failures). */
   private readsLeft = READS_AFTER_A_FAILURE;
   private readonly script: ScriptFn;
@@ -41,6 +43,7 @@ export class FailedJobsPrefetch {
     /** Whether a handler may want a failed job of this queue as a parent (then whether it had children is asked). */
     private readonly parentInterest: (queueName: string) => boolean,
   ) {
+    this.streams = [...queueOfStream.keys()];
     blocking.defineCommand('ffReadFailedJobs', { lua: READ_FAILED_JOBS });
     const command = (blocking as unknown as Record<string, ScriptFn>).ffReadFailedJobs;
     this.script = (...args) => command.apply(blocking, args);
@@ -50,8 +53,9 @@ export class FailedJobsPrefetch {
    * Call right after sending the read, before awaiting it; undefined while failures are rare.
    * Never rejects: on error the classifier loads the jobs itself.
    */
-  request(streams: readonly string[], count: number): Promise<PrefetchedJobs> | undefined {
+  request(count: number): Promise<PrefetchedJobs> | undefined {
     if (this.readsLeft <= 0) return undefined;
+    const streams = this.streams;
     const args: (string | number)[] = [this.keys.group, this.consumer, count, failedChildrenKey(''), CHILDREN_BOOKKEEPING.length];
     for (const suffix of CHILDREN_BOOKKEEPING) args.push(`:${suffix}`);
     for (const stream of streams) {
@@ -64,32 +68,37 @@ export class FailedJobsPrefetch {
     );
   }
 
-  /** The entries a read handed this consumer (the next prefetch starts after them), and how many were failures. */
-  noteRead(pairs: readonly [string, unknown[]][], failures: number): void {
-    this.readsLeft = failures > 0 ? READS_AFTER_A_FAILURE : this.readsLeft - 1;
+  /**
+   * What a read handed this consumer (the entries, and the failure signals made of them):
+   * the next prefetch starts after these entries, and each signal gets its job and facts
+   * where `prefetched` found them.
+   */
+  async received(
+    pairs: readonly [string, unknown[]][],
+    signals: readonly FailureSignal[],
+    prefetched?: Promise<PrefetchedJobs>,
+  ): Promise<void> {
+    this.readsLeft = signals.length > 0 ? READS_AFTER_A_FAILURE : this.readsLeft - 1;
     for (const [stream, entries] of pairs) {
       const last: unknown = entries.at(-1);
       if (!Array.isArray(last) || typeof last[0] !== 'string') continue;
       const before = this.lastRead.get(stream);
       if (!before || compareIds(last[0], before) > 0) this.lastRead.set(stream, last[0]);
     }
-  }
-
-  /** Gives each signal its job and facts, where the prefetch found them. */
-  static attach(signals: readonly FailureSignal[], found: PrefetchedJobs, prefix: string): void {
+    if (!prefetched) return;
+    const found = await prefetched;
     for (const signal of signals) {
-      const prefetched = signal.job ? undefined : found.get(jobKey(prefix, signal.queueName, signal.jobId));
-      if (!prefetched) continue;
-      signal.job = prefetched.job;
-      signal.facts = prefetched.facts;
+      const hit = signal.job ? undefined : found.get(jobKey(this.keys.prefix, signal.queueName, signal.jobId));
+      if (!hit) continue;
+      signal.job = hit.job;
+      signal.facts = hit.facts;
     }
   }
 
   private decode(reply: unknown[]): PrefetchedJobs {
     const found: PrefetchedJobs = new Map();
-    const streams = [...this.queueOfStream.keys()];
     for (let i = 0; i + 5 < reply.length; i += 6) {
-      const queue = this.queueOfStream.get(streams[Number(reply[i]) - 1]);
+      const queue = this.queueOfStream.get(this.streams[Number(reply[i]) - 1]);
       const jobId = String(reply[i + 1]);
       const job = queue && this.jobs.fromScriptReply(this.keys.prefix, queue, jobId, reply[i + 2] as unknown[]);
       if (!queue || !job) continue;

@@ -140,11 +140,10 @@ export class StreamSource {
           'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
         );
         // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
-        const prefetch = this.backupPauseMs === 0 ? this.prefetch.request(streams, BATCH) : undefined;
+        const prefetched = this.backupPauseMs === 0 ? this.prefetch.request(BATCH) : undefined;
         const pairs = streamReplyPairs(await read);
         const batch = this.parse(pairs);
-        this.prefetch.noteRead(pairs, batch.signals.length);
-        if (prefetch) FailedJobsPrefetch.attach(batch.signals, await prefetch, this.keys.prefix);
+        await this.prefetch.received(pairs, batch.signals, prefetched);
         if (ownPending && batch.count === 0) ownPending = false;
         // Settles once the failures are recorded (their acknowledgement follows later), or once
         // a failure to record them is handled.

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { Redis } from 'ioredis';
 import { ClaimStore, type ClaimRequest, type GrantedClaim } from '../../lib/dispatcher/claim.store.js';
 import { ModuleKeys } from '../../lib/redis/module-keys.js';
 import { TestRedis, uniquePrefix } from '../support/harness.js';
@@ -13,13 +12,8 @@ describe('ClaimStore', () => {
   const prefix = uniquePrefix('claims');
   const keys = new ModuleKeys(prefix, 'test-group');
   let redis: TestRedis;
-  const connections: Redis[] = [];
   /** One replica's store, on its own connection (as each app instance has). */
-  const store = (owner: string, leaseMs = 60_000) => {
-    const connection = redis.redis.duplicate();
-    connections.push(connection);
-    return new ClaimStore(connection, keys, owner, leaseMs, 60_000);
-  };
+  const store = (owner: string, leaseMs = 60_000) => new ClaimStore(redis.connection(), keys, owner, leaseMs, 60_000);
   const request = (occurrenceId: string, ...handlerKeys: string[]): ClaimRequest => ({ occurrenceId, snapshot: '{}', handlerKeys });
   const members = (claims: GrantedClaim[]) => claims.map((c) => `${c.handlerKey}@${c.occurrenceId}#${c.attempt}`).sort();
 
@@ -28,7 +22,6 @@ describe('ClaimStore', () => {
   });
 
   afterAll(async () => {
-    await Promise.all(connections.map((connection) => connection.quit()));
     await redis.close();
   });
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { Redis } from 'ioredis';
 import { JobLoader } from '../../lib/classifier/job-loader.js';
 import { jobKey } from '../../lib/redis/job-key.js';
 import { ModuleKeys } from '../../lib/redis/module-keys.js';
 import { FailedJobsPrefetch } from '../../lib/sources/failed-jobs.prefetch.js';
+import type { FailureSignal } from '../../lib/sources/failure-signal.js';
 import { streamReplyPairs } from '../../lib/sources/stream-entry.js';
 import { TestRedis, uniquePrefix } from '../support/harness.js';
 
@@ -17,17 +17,15 @@ describe('FailedJobsPrefetch', () => {
   const stream = keys.eventsStream('payments');
   let redis: TestRedis;
   let loader: JobLoader;
-  const connections: Redis[] = [];
 
   /** One consumer: a blocking connection of its own (as each app instance has) and its prefetch. */
   const consumer = (name: string) => {
-    const blocking = redis.redis.duplicate();
-    connections.push(blocking);
+    const blocking = redis.connection();
     const prefetch = new FailedJobsPrefetch(blocking, keys, name, new Map([[stream, 'payments']]), loader, () => true);
     /** A read as the stream source sends it, with the prefetch right behind it. */
     const read = async () => {
       const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, 'STREAMS', stream, '>');
-      const prefetched = prefetch.request([stream], 500);
+      const prefetched = prefetch.request(500);
       const pairs = streamReplyPairs(await reply);
       const found = await prefetched;
       if (!found) throw new Error('the prefetch is paused');
@@ -38,15 +36,12 @@ describe('FailedJobsPrefetch', () => {
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    const jobs = redis.redis.duplicate();
-    connections.push(jobs);
-    loader = new JobLoader(jobs);
+    loader = new JobLoader(redis.connection());
     await redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
   });
 
   afterAll(async () => {
     await loader.close();
-    await Promise.all(connections.map((connection) => connection.quit()));
     await redis.close();
   });
 
@@ -71,21 +66,22 @@ describe('FailedJobsPrefetch', () => {
     expect(plainJob?.job).toMatchObject({ id: plain.id, name: 'charge', data: { amount: 10 } });
     expect(plainJob?.facts).toEqual({ namedChild: undefined, hadChildren: false });
     expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, hadChildren: true });
-    a.prefetch.noteRead(first.pairs, 2);
+    await a.prefetch.received(first.pairs, []);
 
     // Another consumer was handed none of these entries; this one has nothing new past them.
     expect((await b.read()).found.size).toBe(0);
     expect((await a.read()).found.size).toBe(0);
   });
 
-  test('pauses once failures are rare (16 reads without one), and runs again after a read that holds one', () => {
+  test('pauses once failures are rare (16 reads without one), and runs again after a read that holds one', async () => {
     const { prefetch } = consumer('c');
+    const failure: FailureSignal = { source: 'stream', queueName: 'payments', jobId: 'gone' };
     for (let i = 0; i < 16; i++) {
-      expect(prefetch.request([stream], 500)).toBeDefined();
-      prefetch.noteRead([], 0);
+      expect(prefetch.request(500)).toBeDefined();
+      await prefetch.received([], []);
     }
-    expect(prefetch.request([stream], 500)).toBeUndefined();
-    prefetch.noteRead([], 1);
-    expect(prefetch.request([stream], 500)).toBeDefined();
+    expect(prefetch.request(500)).toBeUndefined();
+    await prefetch.received([], [failure]);
+    expect(prefetch.request(500)).toBeDefined();
   });
 });

@@ -187,6 +187,7 @@ export class TestRedis {
   readonly redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   readonly flows: FlowProducer;
   private readonly queues = new Map<string, Queue>();
+  private readonly connections: Redis[] = [];
 
   constructor(readonly prefix: string) {
     this.flows = new FlowProducer({ connection: redisConnection(), prefix });
@@ -199,6 +200,13 @@ export class TestRedis {
       this.queues.set(name, queue);
     }
     return queue;
+  }
+
+  /** A connection of its own (as each app instance has its own), closed with this. */
+  connection(): Redis {
+    const connection = this.redis.duplicate();
+    this.connections.push(connection);
+    return connection;
   }
 
   /** Deletes this prefix's keys, and nothing else. */
@@ -214,6 +222,7 @@ export class TestRedis {
   async close(): Promise<void> {
     await this.cleanup();
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await Promise.all(this.connections.map((connection) => connection.quit()));
     await this.flows.close();
     await this.redis.quit();
   }
