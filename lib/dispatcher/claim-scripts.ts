@@ -9,29 +9,24 @@
  * for every claim that is not settled. Time is Redis's, so replicas' clocks do not matter.
  */
 
-const NOW = `
+export const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
 /**
- * KEYS: leases, then one occurrence key per occurrence. ARGV: owner, leaseMs, revive, then
- * per occurrence: occurrenceId, ttlMs, snapshot, handler count, handlers.
- * Takes every handler that is unclaimed or whose lease has expired (and, with revive,
- * every dead one). Returns a flat list: occurrence position (1-based), handler, attempt, ...
- * Several occurrences in one call: a stream batch claims in one round trip, not hundreds.
+ * Records one occurrence (idempotent) and takes each of `handlers` that is unclaimed or whose
+ * lease has expired (and, with revive, each dead one). Appends position, handler, attempt to
+ * `out` for every claim taken. The one claim rule: CLAIM and the stream's read script
+ * (READ_FAILED_JOBS) both call it. `snapshot` '' writes none (the caller writes it later).
  */
-export const CLAIM = `${NOW}
-local leases, owner, leaseMs, revive = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local out = {}
-local a = 4
-for k = 2, #KEYS do
-  local occ, id, ttl, snapshot, count = KEYS[k], ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+export const CLAIM_OCCURRENCE = `
+local function claimOccurrence(leases, occ, id, ttl, snapshot, handlers, owner, leaseMs, revive, now, position, out)
   local created = redis.call('EXISTS', occ) == 0
   local granted = false
-  for i = a + 4, a + 3 + count do
-    local field = 'h:' .. ARGV[i]
-    local member = ARGV[i] .. '|' .. id
+  for _, handler in ipairs(handlers) do
+    local field = 'h:' .. handler
+    local member = handler .. '|' .. id
     local state = redis.call('HGET', occ, field)
     local attempts
     if not state then
@@ -48,8 +43,8 @@ for k = 2, #KEYS do
       attempts = attempts + 1
       redis.call('HSET', occ, field, 'run|' .. owner .. '|' .. attempts)
       redis.call('ZADD', leases, now + leaseMs, member)
-      out[#out + 1] = k - 1
-      out[#out + 1] = ARGV[i]
+      out[#out + 1] = position
+      out[#out + 1] = handler
       out[#out + 1] = attempts
       granted = true
     end
@@ -58,9 +53,27 @@ for k = 2, #KEYS do
   -- occurrence whose handlers are all done does not bring it back.
   -- (A dead sibling's PERSIST gives way here while something runs; the next settle restores it.)
   if created or granted then
-    redis.call('HSETNX', occ, 'e', snapshot)
+    if snapshot ~= '' then redis.call('HSETNX', occ, 'e', snapshot) end
     redis.call('PEXPIRE', occ, ttl)
   end
+end
+`;
+
+/**
+ * KEYS: leases, then one occurrence key per occurrence. ARGV: owner, leaseMs, revive, then
+ * per occurrence: occurrenceId, ttlMs, snapshot, handler count, handlers.
+ * Returns a flat list: occurrence position (1-based), handler, attempt, ...
+ * Several occurrences in one call: a stream batch claims in one round trip, not hundreds.
+ */
+export const CLAIM = `${NOW}${CLAIM_OCCURRENCE}
+local leases, owner, leaseMs, revive = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local out = {}
+local a = 4
+for k = 2, #KEYS do
+  local id, ttl, snapshot, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local handlers = {}
+  for i = 1, count do handlers[i] = ARGV[a + 3 + i] end
+  claimOccurrence(leases, KEYS[k], id, ttl, snapshot, handlers, owner, leaseMs, revive, now, k - 1, out)
   a = a + 4 + count
 end
 return out
@@ -123,6 +136,53 @@ for k = 3, #KEYS do
   end
 end
 return out
+`;
+
+/**
+ * KEYS: leases, then one occurrence key per occurrence. ARGV: owner, markerTtlMs, then per
+ * occurrence: occurrenceId, snapshot, handler count, handlers.
+ * For claims taken before the occurrence was classified (the stream's read script claims
+ * every handler of the queue): forgets the claims of the handlers that turned out not to
+ * want it, if this owner holds them or their lease has expired, as if never claimed; then
+ * stores the snapshot while a handler still needs it (running or dead), or keeps the
+ * occurrence only as a marker (markerTtlMs) when no handler wanted it.
+ */
+export const FORGET = `${NOW}
+local leases, owner, markerTtl = KEYS[1], ARGV[1], ARGV[2]
+local held = 'run|' .. owner .. '|'
+local a = 3
+for k = 2, #KEYS do
+  local occ, id, snapshot, count = KEYS[k], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  for i = a + 3, a + 2 + count do
+    local field = 'h:' .. ARGV[i]
+    local member = ARGV[i] .. '|' .. id
+    local state = redis.call('HGET', occ, field)
+    if state and string.sub(state, 1, 4) == 'run|' then
+      local deadline = redis.call('ZSCORE', leases, member)
+      if string.sub(state, 1, #held) == held or not deadline or tonumber(deadline) <= now then
+        redis.call('HDEL', occ, field)
+        redis.call('ZREM', leases, member)
+      end
+    end
+  end
+  local fields = redis.call('HGETALL', occ)
+  local handlers, needed = 0, false
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'h:' then
+      handlers = handlers + 1
+      local state = string.sub(fields[i + 1], 1, 4)
+      if state == 'run|' or state == 'dead' then needed = true end
+    end
+  end
+  if handlers == 0 then
+    redis.call('HSET', occ, 'e', snapshot)
+    redis.call('PEXPIRE', occ, markerTtl)
+  elseif needed then
+    redis.call('HSETNX', occ, 'e', snapshot)
+  end
+  a = a + 3 + count
+end
+return 1
 `;
 
 /**

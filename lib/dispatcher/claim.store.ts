@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { ModuleKeys, parseClaimMember } from '../redis/module-keys.js';
-import { CLAIM, DISCARD, DROP, EXPIRED, LEASE, RECORDED, SETTLE } from './claim-scripts.js';
+import { CLAIM, DISCARD, DROP, EXPIRED, FORGET, LEASE, RECORDED, SETTLE } from './claim-scripts.js';
 
 /** A claim this process holds: one handler for one occurrence. */
 export interface HeldClaim {
@@ -17,6 +17,13 @@ export interface GrantedClaim extends HeldClaim {
 export interface ClaimRequest {
   occurrenceId: string;
   /** The occurrence as JSON: what another replica needs to run it. */
+  snapshot: string;
+  handlerKeys: readonly string[];
+}
+
+/** Claims taken before their occurrence was classified, of handlers that do not want it. */
+export interface ForgetRequest {
+  occurrenceId: string;
   snapshot: string;
   handlerKeys: readonly string[];
 }
@@ -40,7 +47,7 @@ const SETTLES_PER_CALL = 100;
 
 /** The one Redis claim-and-mark mechanism; see claim-scripts.ts for the rules. */
 export class ClaimStore {
-  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired' | 'ffRecorded', ScriptFn>;
+  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffForget' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired' | 'ffRecorded', ScriptFn>;
   private settling: PendingSettlement[] = [];
 
   constructor(
@@ -57,6 +64,7 @@ export class ClaimStore {
     // I/O the Workers have queued).
     redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), 'ffClaim'];
     redis.defineCommand('ffSettle', { lua: SETTLE });
+    redis.defineCommand('ffForget', { lua: FORGET });
     redis.defineCommand('ffDiscard', { numberOfKeys: 2, lua: DISCARD });
     redis.defineCommand('ffDrop', { numberOfKeys: 2, lua: DROP });
     redis.defineCommand('ffLease', { lua: LEASE });
@@ -67,6 +75,7 @@ export class ClaimStore {
     this.scripts = {
       ffClaim: bind('ffClaim'),
       ffSettle: bind('ffSettle'),
+      ffForget: bind('ffForget'),
       ffDiscard: bind('ffDiscard'),
       ffDrop: bind('ffDrop'),
       ffLease: bind('ffLease'),
@@ -95,6 +104,27 @@ export class ClaimStore {
       granted.push({ handlerKey: String(reply[i + 1]), occurrenceId: request.occurrenceId, attempt: Number(reply[i + 2]) });
     }
     return granted;
+  }
+
+  /**
+   * What another script that claims with these rules (CLAIM_OCCURRENCE) is given: leases
+   * key, occurrence key prefix, owner, leaseMs and the occurrence's ttl.
+   */
+  claimArgs(): (string | number)[] {
+    return [this.keys.leases, this.keys.occurrence(''), this.owner, this.leaseMs, this.dedupTtlMs];
+  }
+
+  /**
+   * Gives up claims taken before the occurrence was classified, of handlers that do not want
+   * it (held by this owner, or expired), and stores each occurrence's snapshot where a
+   * handler still needs it; an occurrence no handler wants stays as a marker for markerTtlMs.
+   */
+  async forget(requests: readonly ForgetRequest[], markerTtlMs: number): Promise<void> {
+    if (requests.length === 0) return;
+    const keys = [this.keys.leases, ...requests.map((r) => this.keys.occurrence(r.occurrenceId))];
+    const args: (string | number)[] = [this.owner, markerTtlMs];
+    for (const { occurrenceId, snapshot, handlerKeys } of requests) args.push(occurrenceId, snapshot, handlerKeys.length, ...handlerKeys);
+    await this.scripts.ffForget(keys.length, ...keys, ...args);
   }
 
   /**

@@ -100,4 +100,37 @@ describe('ClaimStore', () => {
     expect(await other.claim(batch, { markerTtlMs: 60_000 })).toEqual([]);
     expect(members(await other.claim(batch, { revive: true, markerTtlMs: 60_000 }))).toEqual(['h1@q:8:100#2']);
   });
+
+  test("forget gives up the claims of handlers that do not want the occurrence: this owner's and expired ones, never another's live claim", async () => {
+    const owner = store('reader');
+    const stale = store('stale', 50);
+    const other = store('other');
+    await owner.claim([{ occurrenceId: 'q:16:100', snapshot: '', handlerKeys: ['wanted', 'unwanted'] }], { markerTtlMs: 60_000 });
+    await stale.claim([request('q:17:100', 'expired')], { markerTtlMs: 60_000 });
+    await other.claim([request('q:17:100', 'live')], { markerTtlMs: 60_000 });
+    await owner.claim([{ occurrenceId: 'q:18:100', snapshot: '', handlerKeys: ['unwanted'] }], { markerTtlMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 120)); // the stale owner's lease (50 ms) runs out
+
+    await owner.forget(
+      [
+        { occurrenceId: 'q:16:100', snapshot: '{"s":16}', handlerKeys: ['unwanted'] },
+        { occurrenceId: 'q:17:100', snapshot: '{"s":17}', handlerKeys: ['expired', 'live'] },
+        { occurrenceId: 'q:18:100', snapshot: '{"s":18}', handlerKeys: ['unwanted'] },
+      ],
+      5_000,
+    );
+    const leases = await redis.redis.zrange(keys.leases, '0', '-1');
+    // q:16: the wanted claim still runs, with the snapshot another replica would need to take it over.
+    expect(await redis.redis.hgetall(keys.occurrence('q:16:100'))).toEqual({ 'h:wanted': 'run|reader|1', e: '{"s":16}' });
+    expect(leases).toContain('wanted|q:16:100');
+    expect(leases).not.toContain('unwanted|q:16:100');
+    // q:17: the expired claim is forgotten, another owner's live one is not.
+    expect(Object.keys(await redis.redis.hgetall(keys.occurrence('q:17:100'))).sort()).toEqual(['e', 'h:live']);
+    expect(leases).toContain('live|q:17:100');
+    expect(leases).not.toContain('expired|q:17:100');
+    // q:18: no handler wants it: a marker that the sweep sees as recorded, for the marker's TTL.
+    expect(await redis.redis.hgetall(keys.occurrence('q:18:100'))).toEqual({ e: '{"s":18}' });
+    expect(await redis.redis.pttl(keys.occurrence('q:18:100'))).toBeLessThanOrEqual(5_000);
+    expect(await owner.recorded(['q:18:100'])).toEqual([true]);
+  });
 });
