@@ -27,6 +27,15 @@ export function occurrenceId(queueName: string, jobId: string, finishedOn: numbe
   return `${queueName}:${jobId}:${finishedOn}`;
 }
 
+/** The parts of an occurrence id (a queue name has no ':'; a job id may). */
+export function parseOccurrenceId(id: string): { queueName: string; jobId: string; finishedOn: number } | undefined {
+  const first = id.indexOf(':');
+  const last = id.lastIndexOf(':');
+  const finishedOn = id.slice(last + 1);
+  if (first <= 0 || last <= first + 1 || !/^\d+$/.test(finishedOn)) return undefined;
+  return { queueName: id.slice(0, first), jobId: id.slice(first + 1, last), finishedOn: Number(finishedOn) };
+}
+
 export function toSnapshot(occurrence: FailureOccurrence): string {
   const strip = <T extends { job?: Job }>(event: T | undefined): Omit<T, 'job'> | undefined => {
     if (!event) return undefined;
@@ -49,7 +58,7 @@ export function fromSnapshot(id: string, json: string, loadJob: (queueName: stri
     id,
     queueName: first.queueName,
     jobId: first.jobId,
-    finishedOn: Number(id.slice(id.lastIndexOf(':') + 1)),
+    finishedOn: parseOccurrenceId(id)?.finishedOn ?? 0,
     source: first.source,
     job,
     parentFailed: snapshot.parentFailed && { ...snapshot.parentFailed, job },
