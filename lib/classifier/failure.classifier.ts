@@ -68,8 +68,10 @@ export class FailureClassifier {
     load: (ref: ParsedJobKey) => Promise<Job | undefined>,
   ): Promise<FailureOccurrence | undefined> {
     const key = jobKey(this.prefix, signal.queueName, signal.jobId);
-    // A failure a Worker here reported: the stream's entry for it adds nothing.
-    if (signal.reportedAt !== undefined && (await this.recent.recordedHere(key, signal.reportedAt, SAME_FAILURE_MS))) {
+    // A failure a Worker here reported: the stream's entry for it adds nothing (unless its
+    // read took the claims: then it, not the Worker's report, holds them).
+    const holdsClaims = signal.claimed !== undefined;
+    if (signal.reportedAt !== undefined && !holdsClaims && (await this.recent.recordedHere(key, signal.reportedAt, SAME_FAILURE_MS))) {
       return undefined;
     }
     // What can be asked before the job is loaded is asked now, so it travels with the load: one round trip.
@@ -84,7 +86,7 @@ export class FailureClassifier {
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
     if (!job?.finishedOn || typeof job.failedReason !== 'string') return undefined;
     // Its Worker here reported it while the load was under way (now the exact failure is known).
-    if (signal.source !== 'worker' && (await this.recent.recordedHere(key, job.finishedOn, 0))) return undefined;
+    if (signal.source !== 'worker' && !holdsClaims && (await this.recent.recordedHere(key, job.finishedOn, 0))) return undefined;
 
     const id = occurrenceId(signal.queueName, signal.jobId, job.finishedOn);
     const base = {

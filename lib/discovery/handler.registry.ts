@@ -45,6 +45,11 @@ export class HandlerRegistry {
     );
   }
 
+  /** Every handler that may want a failure of this queue, as a child or as a parent (a superset of `match`). */
+  handlersOf(queueName: string): string[] {
+    return this.all.filter((b) => b.filters.some((f) => !f.queueNames || f.queueNames.has(queueName))).map((b) => b.key);
+  }
+
   match(subject: FilterSubject): HandlerBinding[] {
     return this.all.filter((b) => b.kind === subject.kind && b.filters.some((f) => filterMatches(f, subject)));
   }

@@ -50,6 +50,7 @@ export class ClaimReaper {
       [...byOccurrence].map(async ([occurrenceId, claims]) => {
         const occurrence = await this.restore(occurrenceId);
         if (!occurrence) await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
+        else await this.dispatcher.forgetUnwanted(occurrence, claims);
         return occurrence;
       }),
     );

@@ -4,7 +4,8 @@ import { toSnapshot } from '../classifier/failure-occurrence.js';
 import type { HandlerBinding, HandlerRegistry } from '../discovery/handler.registry.js';
 import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
 import { claimMember } from '../redis/module-keys.js';
-import type { ClaimStore, GrantedClaim, HeldClaim } from './claim.store.js';
+import type { ReadClaims } from '../sources/failure-signal.js';
+import type { ClaimStore, ForgetRequest, GrantedClaim, HeldClaim } from './claim.store.js';
 import type { DeadLetter } from './dead-letter.js';
 import { within } from '../util/within.js';
 
@@ -47,6 +48,8 @@ export class FailureDispatcher {
   /** Outcomes of finished handlers being written; their claims stay held (and renewed) until then. */
   private readonly recording = new Set<Promise<void>>();
   private readonly renewTimer: NodeJS.Timeout;
+  /** Claims of handlers that do not match being given back (ClaimStore.forget). */
+  private readonly forgetting = new Set<Promise<void>>();
   /** Sources waiting for the backlog to fall below their limit. */
   private readonly roomWaiters: { limit: number; resolve: () => void }[] = [];
   private stopped = false;
@@ -73,18 +76,34 @@ export class FailureDispatcher {
 
   /** Nothing queued, running, being recorded or waiting to retry here. */
   get idle(): boolean {
-    return this.queued.length === 0 && this.running.size === 0 && this.recording.size === 0 && this.backoffTimers.size === 0;
+    return (
+      this.queued.length === 0 &&
+      this.running.size === 0 &&
+      this.recording.size === 0 &&
+      this.forgetting.size === 0 &&
+      this.backoffTimers.size === 0
+    );
   }
 
   /**
-   * Claims what is free for these occurrences and queues the runs. Resolves once the claims
-   * are recorded: true, or false when stopped (nothing was recorded).
+   * Claims what is free for these occurrences and queues the runs. Occurrences whose claims
+   * a stream read already took (`claimedWithRead`) are not claimed again: their matching
+   * claims run, the others are forgotten. Resolves once the claims are recorded: true, or
+   * false when stopped (nothing was recorded).
    */
-  async dispatch(occurrences: readonly FailureOccurrence[]): Promise<boolean> {
-    if (this.stopped) return false;
+  async dispatch(occurrences: readonly FailureOccurrence[], claimedWithRead: readonly ReadClaims[] = []): Promise<boolean> {
+    if (this.stopped) {
+      // Not to be run here any more: handed back, so that another replica takes them at once
+      // (should that fail, their leases run out).
+      await this.claims.lease(claimedWithRead.flatMap((r) => r.granted), 'release').catch(() => undefined);
+      return false;
+    }
+    const taken = new Map(claimedWithRead.map((r) => [r.occurrenceId, r.granted]));
+    const toClaim = occurrences.filter((o) => !taken.has(o.id));
     const chunks: FailureOccurrence[][] = [];
-    for (let from = 0; from < occurrences.length; from += CLAIMS_PER_CALL) chunks.push(occurrences.slice(from, from + CLAIMS_PER_CALL));
-    const granted = (await Promise.all(chunks.map((chunk) => this.claimAndQueue(chunk)))).flat();
+    for (let from = 0; from < toClaim.length; from += CLAIMS_PER_CALL) chunks.push(toClaim.slice(from, from + CLAIMS_PER_CALL));
+    const adopted = this.adopt(occurrences, taken);
+    const granted = [...adopted, ...(await Promise.all(chunks.map((chunk) => this.claimAndQueue(chunk)))).flat()];
     // A claim granted past its first attempt, outside our own retries, was someone else's.
     const takenOver = granted.filter((claim) => claim.attempt > 1).length;
     if (takenOver > 0) {
@@ -93,6 +112,17 @@ export class FailureDispatcher {
       );
     }
     return true;
+  }
+
+  /**
+   * Forgets the claims of handlers that do not want the occurrence: taken by a read before it
+   * was classified, whose holder stopped before forgetting them.
+   */
+  async forgetUnwanted(occurrence: FailureOccurrence, claims: readonly HeldClaim[]): Promise<void> {
+    const wanted = new Set(this.matches(occurrence).map((m) => m.binding.key));
+    const unwanted = claims.filter((c) => !wanted.has(c.handlerKey)).map((c) => c.handlerKey);
+    if (unwanted.length === 0) return;
+    await this.claims.forget([{ occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: unwanted }], this.options.markerTtlMs);
   }
 
   /** Runs a dead letter's handler once more; a success clears the dead letter. */
@@ -117,7 +147,10 @@ export class FailureDispatcher {
     for (const timer of this.backoffTimers.values()) clearTimeout(timer);
     this.backoffTimers.clear();
     this.queued.length = 0;
-    await within(timeoutMs, Promise.allSettled([...this.running]).then(() => Promise.allSettled([...this.recording])));
+    await within(
+      timeoutMs,
+      Promise.allSettled([...this.running, ...this.forgetting]).then(() => Promise.allSettled([...this.recording])),
+    );
     const unfinished = [...this.held.values()];
     this.held.clear();
     if (unfinished.length > 0 && !(await within(timeoutMs, this.claims.lease(unfinished, 'release')))) {
@@ -140,6 +173,48 @@ export class FailureDispatcher {
       const match = wanted.get(claim.occurrenceId)?.find((m) => m.binding.key === claim.handlerKey);
       if (match) this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
     }
+    return granted;
+  }
+
+  /**
+   * Runs the claims a read took that match, and forgets the rest (with the claims of an
+   * occurrence the classifier dropped: its job was retried or removed since).
+   */
+  private adopt(occurrences: readonly FailureOccurrence[], taken: ReadonlyMap<string, GrantedClaim[]>): GrantedClaim[] {
+    const granted: GrantedClaim[] = [];
+    const forget: ForgetRequest[] = [];
+    const classified = new Set<string>();
+    for (const occurrence of occurrences) {
+      const claims = taken.get(occurrence.id);
+      if (!claims) continue;
+      classified.add(occurrence.id);
+      const wanted = this.matches(occurrence);
+      const unwanted: string[] = [];
+      for (const claim of claims) {
+        // Already running here (its lease lapsed and the read took it again): it runs once.
+        if (this.held.has(claimMember(claim.handlerKey, claim.occurrenceId))) continue;
+        const match = wanted.find((m) => m.binding.key === claim.handlerKey);
+        if (!match) unwanted.push(claim.handlerKey);
+        else {
+          this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
+          granted.push(claim);
+        }
+      }
+      forget.push({ occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: unwanted });
+    }
+    for (const [occurrenceId, claims] of taken) {
+      if (!classified.has(occurrenceId)) forget.push({ occurrenceId, snapshot: '', handlerKeys: claims.map((c) => c.handlerKey) });
+    }
+    // Not awaited: the occurrences are recorded already, and the reader goes on. Should it
+    // fail, the unwanted claims' leases run out and the reaper forgets them; a missing
+    // snapshot is rebuilt from the job.
+    const forgetting: Promise<void> = this.claims
+      .forget(forget, this.options.markerTtlMs)
+      .catch((error: unknown) => {
+        this.logger.warn(`Could not give back the claims of handlers that do not match (their leases run out instead): ${message(error)}`);
+      })
+      .finally(() => this.forgetting.delete(forgetting));
+    this.forgetting.add(forgetting);
     return granted;
   }
 

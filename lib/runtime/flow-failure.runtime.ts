@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { FailureClassifier } from '../classifier/failure.classifier.js';
-import { type FailureOccurrence, fromSnapshot } from '../classifier/failure-occurrence.js';
+import { type FailureOccurrence, fromSnapshot, parseOccurrenceId } from '../classifier/failure-occurrence.js';
 import { JobLoader } from '../classifier/job-loader.js';
 import { RecentFailures } from '../classifier/recent-failures.js';
 import { ClaimReaper } from '../dispatcher/claim.reaper.js';
@@ -138,6 +138,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         maxBacklog: config.concurrency * 20,
         parentInterest,
         holdersCatchingUp,
+        claimRules: { args: claims.claimArgs(), candidates: (queueName) => this.registry.handlersOf(queueName) },
       }),
       sweep: new SweepSource(redis, keys, positions, deliver, (ids) => claims.recorded(ids), {
         queues,
@@ -178,10 +179,16 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
 
   /** An occurrence as recorded, with its job as it is now: for crash recovery and replays. */
   async restore(occurrenceId: string): Promise<FailureOccurrence | undefined> {
-    const { claims, loader } = this.parts;
+    const { claims, loader, classifier } = this.parts;
     const snapshot = await claims.snapshot(occurrenceId);
-    if (!snapshot) return undefined;
-    return fromSnapshot(occurrenceId, snapshot, (queueName, jobId) => loader.load(this.config.prefix, queueName, jobId));
+    if (snapshot) return fromSnapshot(occurrenceId, snapshot, (queueName, jobId) => loader.load(this.config.prefix, queueName, jobId));
+    // Claimed by a stream read whose process stopped before it stored the snapshot: the job
+    // tells again what it was (as long as it is still there, failed at that time).
+    const ref = parseOccurrenceId(occurrenceId);
+    if (!ref || !(await claims.recorded([occurrenceId]))[0]) return undefined;
+    const signal: FailureSignal = { source: 'stream', queueName: ref.queueName, jobId: ref.jobId, claimed: { occurrenceId, granted: [] } };
+    const [occurrence] = await classifier.classify([signal]);
+    return occurrence?.id === occurrenceId ? occurrence : undefined;
   }
 
   /** No delivery in flight, no handler queued, running or backing off, and the stream reader caught up. */
@@ -197,9 +204,13 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     if (!this.running) return Promise.resolve(); // closed: the stream or the sweep delivers it after restart
     const { classifier, dispatcher, recent } = this.running;
     // The occurrences recorded in Redis (none when stopped before recording them).
+    // A read that took none of the occurrence's claims found it recorded elsewhere, and every
+    // handler that could want it held there, done or dead: nothing is left to do here.
+    const toClassify = signals.filter((signal) => !signal.claimed || signal.claimed.granted.length > 0);
+    const claimedWithRead = toClassify.flatMap((signal) => signal.claimed ?? []);
     const recorded = classifier
-      .classify(signals)
-      .then(async (occurrences) => ((await dispatcher.dispatch(occurrences)) ? occurrences : []));
+      .classify(toClassify)
+      .then(async (occurrences) => ((await dispatcher.dispatch(occurrences, claimedWithRead)) ? occurrences : []));
     // A Worker's report: the stream's entry for the same failure arrives about now, and waits
     // for this instead of classifying and claiming it again.
     for (const { source, queueName, jobId, job } of signals) {

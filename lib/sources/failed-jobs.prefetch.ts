@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import type { JobLoader } from '../classifier/job-loader.js';
 import { CHILDREN_BOOKKEEPING, failedChildrenKey, jobKey } from '../redis/job-key.js';
 import type { ModuleKeys } from '../redis/module-keys.js';
-import type { FailureSignal, StoredFacts } from './failure-signal.js';
+import type { GrantedClaim } from '../dispatcher/claim.store.js';
+import type { FailureSignal, ReadClaims, StoredFacts } from './failure-signal.js';
 import { compareIds } from './stream-entry.js';
 import { READ_FAILED_JOBS } from './stream-scripts.js';
 
@@ -16,8 +17,16 @@ type ScriptFn = (...args: (string | number)[]) => Promise<unknown[]>;
  */
 const READS_AFTER_A_FAILURE = 16;
 
-/** Jobs found by one prefetch, by job key. */
-export type PrefetchedJobs = Map<string, { job: Job; facts: StoredFacts }>;
+/** Jobs found by one prefetch, by job key, with the claims taken for them. */
+export type PrefetchedJobs = Map<string, { job: Job; facts: StoredFacts; claimed?: ReadClaims }>;
+
+/** How the script claims what it reads, when the stream is the primary source (see READ_FAILED_JOBS). */
+export interface ReadClaimRules {
+  /** ClaimStore.claimArgs: the claim store's keys, owner and times. */
+  args: readonly (string | number)[];
+  /** Every handler that may want a failure of this queue, as a child or as a parent: all are claimed, and the dispatcher forgets those that do not match. */
+  candidates(queueName: string): readonly string[];
+}
 
 /**
  * Reads the failed jobs of the entries a blocking XREADGROUP is about to hand this
@@ -42,6 +51,8 @@ export class FailedJobsPrefetch {
     private readonly jobs: Pick<JobLoader, 'fromScriptReply'>,
     /** Whether a handler may want a failed job of this queue as a parent (then whether it had children is asked). */
     private readonly parentInterest: (queueName: string) => boolean,
+    /** Absent: the script only reads, and the dispatcher claims. */
+    private readonly claimRules?: ReadClaimRules,
   ) {
     this.streams = [...queueOfStream.keys()];
     blocking.defineCommand('ffReadFailedJobs', { lua: READ_FAILED_JOBS });
@@ -58,9 +69,13 @@ export class FailedJobsPrefetch {
     const streams = this.streams;
     const args: (string | number)[] = [this.keys.group, this.consumer, count, failedChildrenKey(''), CHILDREN_BOOKKEEPING.length];
     for (const suffix of CHILDREN_BOOKKEEPING) args.push(`:${suffix}`);
+    const rules = this.claimRules;
+    args.push(rules ? '1' : '0', ...(rules?.args ?? ['', '', '', 0, 0]));
     for (const stream of streams) {
       const queue = this.queueOfStream.get(stream) as string;
-      args.push(this.lastRead.get(stream) ?? '0', jobKey(this.keys.prefix, queue, ''), this.parentInterest(queue) ? '1' : '0');
+      const candidates = rules?.candidates(queue) ?? [];
+      args.push(this.lastRead.get(stream) ?? '0', queue, jobKey(this.keys.prefix, queue, ''), this.parentInterest(queue) ? '1' : '0');
+      args.push(candidates.length, ...candidates);
     }
     return this.script(streams.length, ...streams, ...args).then(
       (reply) => this.decode(reply),
@@ -92,26 +107,38 @@ export class FailedJobsPrefetch {
       if (!hit) continue;
       signal.job = hit.job;
       signal.facts = hit.facts;
+      signal.claimed = hit.claimed;
     }
   }
 
   private decode(reply: unknown[]): PrefetchedJobs {
     const found: PrefetchedJobs = new Map();
-    for (let i = 0; i + 5 < reply.length; i += 6) {
+    for (let i = 0; i + 7 < reply.length; i += 8) {
       const queue = this.queueOfStream.get(this.streams[Number(reply[i]) - 1]);
       const jobId = String(reply[i + 1]);
       const job = queue && this.jobs.fromScriptReply(this.keys.prefix, queue, jobId, reply[i + 2] as unknown[]);
       if (!queue || !job) continue;
       const named = String(reply[i + 3]);
       const hadChildren = Number(reply[i + 5]);
+      const occurrenceId = String(reply[i + 6]);
       found.set(jobKey(this.keys.prefix, queue, jobId), {
         job,
         facts: {
           namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 4]) === 1 },
           hadChildren: hadChildren < 0 ? undefined : hadChildren === 1,
         },
+        claimed: occurrenceId === '' ? undefined : { occurrenceId, granted: grantsOf(occurrenceId, reply[i + 7] as unknown[]) },
       });
     }
     return found;
   }
+}
+
+/** The script's flat list of claims taken (position, handler, attempt, ...). */
+function grantsOf(occurrenceId: string, flat: unknown[]): GrantedClaim[] {
+  const granted: GrantedClaim[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) {
+    granted.push({ occurrenceId, handlerKey: String(flat[i + 1]), attempt: Number(flat[i + 2]) });
+  }
+  return granted;
 }

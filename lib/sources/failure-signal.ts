@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import type { GrantedClaim } from '../dispatcher/claim.store.js';
 import type { FailureSource } from '../interfaces/failure-events.interface.js';
 
 /** What a source knows: job X of queue Q may have failed terminally. The classifier decides the rest. */
@@ -17,6 +18,18 @@ export interface FailureSignal {
   facts?: StoredFacts;
   /** The reason the stream entry carries: a child it names is asked about in the same round trip as the load. */
   failedReason?: string;
+  /**
+   * Set when the stream's read script recorded this failure and took its claims (every
+   * handler of the queue that was free, whether it matches or not): the dispatcher runs the
+   * ones that match and gives back the rest, and claims nothing again.
+   */
+  claimed?: ReadClaims;
+}
+
+/** The occurrence a read script recorded, and the claims it took for this process. */
+export interface ReadClaims {
+  occurrenceId: string;
+  granted: GrantedClaim[];
 }
 
 /** What a script found beside a stored failed job, so the classifier need not ask Redis. */

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { JobLoader } from '../classifier/job-loader.js';
 import type { ModuleKeys } from '../redis/module-keys.js';
-import { FailedJobsPrefetch } from './failed-jobs.prefetch.js';
+import { FailedJobsPrefetch, type ReadClaimRules } from './failed-jobs.prefetch.js';
 import type { FailureSignal } from './failure-signal.js';
 import { parseStreamEntry, streamReplyPairs } from './stream-entry.js';
 import { type StreamPositions, toRecord } from './stream-position.js';
@@ -26,6 +26,8 @@ export interface StreamSourceOptions {
   parentInterest: (queueName: string) => boolean;
   /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
   holdersCatchingUp: () => boolean;
+  /** How the read takes the claims of the failures it reads (while the stream is not a backup). */
+  claimRules: ReadClaimRules;
 }
 
 const BATCH = 500;
@@ -70,7 +72,7 @@ export class StreamSource {
     private readonly options: StreamSourceOptions,
   ) {
     for (const queue of options.queues) this.queueOfStream.set(keys.eventsStream(queue), queue);
-    this.prefetch = new FailedJobsPrefetch(blocking, keys, options.consumer, this.queueOfStream, jobs, options.parentInterest);
+    this.prefetch = new FailedJobsPrefetch(blocking, keys, options.consumer, this.queueOfStream, jobs, options.parentInterest, options.claimRules);
   }
 
   /** Resolves once every stream has the group: from then on no failure event is missed. */

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { occurrenceId } from '../../lib/classifier/failure-occurrence.js';
 import { JobLoader } from '../../lib/classifier/job-loader.js';
+import { ClaimStore } from '../../lib/dispatcher/claim.store.js';
 import { jobKey } from '../../lib/redis/job-key.js';
 import { ModuleKeys } from '../../lib/redis/module-keys.js';
-import { FailedJobsPrefetch } from '../../lib/sources/failed-jobs.prefetch.js';
+import { FailedJobsPrefetch, type ReadClaimRules } from '../../lib/sources/failed-jobs.prefetch.js';
 import type { FailureSignal } from '../../lib/sources/failure-signal.js';
 import { streamReplyPairs } from '../../lib/sources/stream-entry.js';
 import { TestRedis, uniquePrefix } from '../support/harness.js';
@@ -19,9 +21,9 @@ describe('FailedJobsPrefetch', () => {
   let loader: JobLoader;
 
   /** One consumer: a blocking connection of its own (as each app instance has) and its prefetch. */
-  const consumer = (name: string) => {
+  const consumer = (name: string, claimRules?: ReadClaimRules) => {
     const blocking = redis.connection();
-    const prefetch = new FailedJobsPrefetch(blocking, keys, name, new Map([[stream, 'payments']]), loader, () => true);
+    const prefetch = new FailedJobsPrefetch(blocking, keys, name, new Map([[stream, 'payments']]), loader, () => true, claimRules);
     /** A read as the stream source sends it, with the prefetch right behind it. */
     const read = async () => {
       const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, 'STREAMS', stream, '>');
@@ -83,5 +85,36 @@ describe('FailedJobsPrefetch', () => {
     expect(prefetch.request(500)).toBeUndefined();
     await prefetch.received([], [failure]);
     expect(prefetch.request(500)).toBeDefined();
+  });
+
+  test('with claim rules, takes the claims of each terminal failure it reads, under the rules of every other claim', async () => {
+    const queue = redis.queue('payments');
+    const failed = await queue.add('charge', {});
+    const retrying = await queue.add('charge', {});
+    await redis.redis.hset(jobKey(prefix, 'payments', failed.id as string), 'failedReason', 'declined', 'finishedOn', 1234);
+    await redis.redis.hset(jobKey(prefix, 'payments', retrying.id as string), 'failedReason', 'declined'); // not terminal: no finishedOn
+    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', failed.id as string);
+    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', retrying.id as string);
+    const reader = new ClaimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
+    const { read, prefetch } = consumer('d', { args: reader.claimArgs(), candidates: () => ['h1', 'h2'] });
+
+    const { pairs, found } = await read();
+    const id = occurrenceId('payments', failed.id as string, 1234);
+    expect(found.get(jobKey(prefix, 'payments', failed.id as string))?.claimed).toEqual({
+      occurrenceId: id,
+      granted: [
+        { occurrenceId: id, handlerKey: 'h1', attempt: 1 },
+        { occurrenceId: id, handlerKey: 'h2', attempt: 1 },
+      ],
+    });
+    expect(found.get(jobKey(prefix, 'payments', retrying.id as string))?.claimed).toBeUndefined();
+    const signals: FailureSignal[] = [failed, retrying].map((job) => ({ source: 'stream', queueName: 'payments', jobId: job.id as string }));
+    await prefetch.received(pairs, signals, Promise.resolve(found));
+    expect(signals.map((signal) => signal.claimed?.granted.length)).toEqual([2, undefined]);
+
+    // The read took them in the same occurrence, leases and states as the claim script: nobody gets them again.
+    const other = new ClaimStore(redis.connection(), keys, 'other', 60_000, 60_000);
+    expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual([]);
+    expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
   });
 });

@@ -35,27 +35,13 @@ describe('an app that was not running', () => {
     return summaries.map((summary) => Number((summary as unknown[])[0]));
   }
 
-  /** Orders whose payment fails them, once every one has failed. */
-  async function failOrders(count: number) {
-    const flows = await redis.flows.addBulk(
-      Array.from({ length: count }, (_, i) => ({
-        name: `order-${i}`,
-        queueName: 'orders',
-        children: [{ name: 'charge', queueName: 'payments', data: { fail: true }, opts: { failParentOnFailure: true } }],
-      })),
-    );
-    await waitUntil('every parent failed', async () =>
-      (await Promise.all(flows.map((flow) => flow.job.getState()))).every((state) => state === 'failed'),
-    );
-    return flows;
-  }
 
   test('gets the failures that happened while it was closed when it starts again', async () => {
     // First start creates the consumer group; from then on the group remembers.
     app = await startApp(spec);
     await app.close();
 
-    const flows = await failOrders(5);
+    const flows = await redis.failOrders(5);
 
     app = await startApp(spec);
     await waitUntil('10 events', () => app!.log.runs.length >= 10);
@@ -68,7 +54,7 @@ describe('an app that was not running', () => {
   test('a backlog of several reads, delivered batch beside batch, is handled exactly once', async () => {
     await app?.close();
     const count = 500; // about 2,500 entries in each events stream: five reads of 500 entries
-    await failOrders(count);
+    await redis.failOrders(count);
 
     app = await startApp(spec);
     await waitUntil(`${2 * count} events`, () => app!.log.runs.length >= 2 * count);
@@ -86,7 +72,7 @@ describe('an app that was not running', () => {
   test('closing acknowledges the entries it recorded, instead of handing them to another replica', async () => {
     app ??= await startApp(spec);
     const before = app.log.runs.length;
-    await failOrders(3);
+    await redis.failOrders(3);
     await waitUntil('6 events', () => app!.log.runs.length >= before + 6);
     await app.close(); // at once: acknowledgements are still waiting to be sent together
     app = undefined;
@@ -100,7 +86,7 @@ describe('an app that was not running', () => {
     const slowHandlers = recordingHandlers({ parent: 'orders', child: 'payments' }, { delayMs: 10 });
     const slow = { prefix, handlers: [slowHandlers], options: { queues: ['orders', 'payments'], concurrency: 1 } };
     const count = 60;
-    await failOrders(count);
+    await redis.failOrders(count);
 
     const first = await startApp(slow);
     await waitUntil('a few slow runs', () => first.log.runs.length >= 5);

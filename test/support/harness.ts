@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type ConsoleLoggerOptions, type INestApplicationContext, Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
-import { FlowProducer, type Job, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
+import { FlowProducer, type Job, type JobNode, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
   FlowFailureModule,
@@ -200,6 +200,24 @@ export class TestRedis {
       this.queues.set(name, queue);
     }
     return queue;
+  }
+
+  /**
+   * Orders (queue `orders`) whose payment child (queue `payments`, `failParentOnFailure`)
+   * fails them; resolves once every order has failed. Workers for both queues must run.
+   */
+  async failOrders(count: number): Promise<JobNode[]> {
+    const flows = await this.flows.addBulk(
+      Array.from({ length: count }, (_, i) => ({
+        name: `order-${i}`,
+        queueName: 'orders',
+        children: [{ name: 'charge', queueName: 'payments', data: { fail: true }, opts: { failParentOnFailure: true } }],
+      })),
+    );
+    await waitUntil('every order failed', async () =>
+      (await Promise.all(flows.map((flow) => flow.job.getState()))).every((state) => state === 'failed'),
+    );
+    return flows;
   }
 
   /** A connection of its own (as each app instance has its own), closed with this. */

@@ -1,0 +1,144 @@
+import 'reflect-metadata';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { Injectable } from '@nestjs/common';
+import { Worker } from 'bullmq';
+import { JobLoader } from '../../lib/classifier/job-loader.js';
+import { ClaimStore } from '../../lib/dispatcher/claim.store.js';
+import { OnChildFailed } from '../../lib/index.js';
+import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { FailedJobsPrefetch } from '../../lib/sources/failed-jobs.prefetch.js';
+import {
+  EventLog,
+  type TestApp,
+  TestRedis,
+  recordingHandlers,
+  redisConnection,
+  runBehaviour,
+  settle,
+  startApp,
+  uniquePrefix,
+  waitUntil,
+} from '../support/harness.js';
+
+/** A child handler on the watched queue whose job-name filter no failure here matches. */
+@Injectable()
+class RefundAlerts {
+  constructor(private readonly log: EventLog) {}
+
+  @OnChildFailed({ queueName: 'payments', jobName: 'refund' })
+  refund(event: Parameters<EventLog['record']>[1]) {
+    this.log.record('refund', event);
+  }
+}
+
+const HANDLER_KEYS = {
+  payments: ['child-failed:RecordingHandlers.child', 'child-failed:RefundAlerts.refund'],
+  orders: ['parent-failed:RecordingHandlers.parent'],
+};
+
+/**
+ * While the stream is the primary source, its read script takes the claims of the failures
+ * it reads, for every handler of the queue; the dispatcher runs those that match and
+ * forgets the rest. These are the ways that could run a handler twice, never, or leave a
+ * claim behind.
+ */
+describe('claims taken with the stream read', () => {
+  const prefix = uniquePrefix('read-claims');
+  const keys = new ModuleKeys(prefix, 'flow-failure');
+  const handlers = [recordingHandlers({ parent: 'orders', child: 'payments' }), RefundAlerts];
+  let redis: TestRedis;
+  let workers: Worker[] = [];
+  let apps: TestApp[] = [];
+
+  /** Plain BullMQ Workers outside the app, as in a split deployment. */
+  const startWorkers = (...queues: string[]) => {
+    workers.push(...queues.map((queue) => new Worker(queue, runBehaviour, { connection: redisConnection(), prefix })));
+  };
+
+
+  /** No claim is left behind: every lease is settled or forgotten, and the unmatched handler holds no state. */
+  const expectNothingHeld = async () => {
+    expect(await redis.redis.zrange(keys.leases, '0', '-1')).toEqual([]);
+    const [, occurrences] = await redis.redis.scan('0', 'MATCH', keys.occurrence('*'), 'COUNT', 10_000);
+    for (const key of occurrences) expect(await redis.redis.hexists(key, `h:${HANDLER_KEYS.payments[1]}`)).toBe(0);
+  };
+
+  beforeAll(() => {
+    redis = new TestRedis(prefix);
+  });
+
+  afterEach(async () => {
+    await Promise.all(apps.map((app) => app.close()));
+    await Promise.all(workers.map((worker) => worker.close()));
+    apps = [];
+    workers = [];
+    await redis.cleanup();
+  });
+
+  afterAll(async () => {
+    await redis.close();
+  });
+
+  test('the matching handlers run once, and the claim of a handler whose filter does not match is given back', async () => {
+    const app = await startApp({ prefix, handlers, options: { queues: ['orders', 'payments'], sources: ['stream'] } });
+    apps.push(app);
+    startWorkers('orders', 'payments');
+    const flows = await redis.failOrders(20);
+    await waitUntil('40 handler runs', () => app.log.runs.length >= 40);
+    await settle(app);
+    expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
+    expect(app.log.of('child')).toHaveLength(20);
+    expect(app.log.of('refund')).toEqual([]);
+    await expectNothingHeld();
+  });
+
+  test("a Worker's report and the read racing for the same failure: each handler runs once", async () => {
+    // The app's Workers process payments but not orders: the stream stays the primary source
+    // (it reads and claims everything), and the Workers report the payments' failures too.
+    const app = await startApp({ prefix, processors: ['payments'], handlers, options: { queues: ['orders', 'payments'] } });
+    apps.push(app);
+    startWorkers('orders');
+    const flows = await redis.failOrders(50);
+    await waitUntil('100 handler runs', () => app.log.runs.length >= 100);
+    await settle(app);
+    expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
+    expect(new Set(app.log.of('child').map((e) => e.jobId)).size).toBe(50);
+    expect(app.log.of('child')).toHaveLength(50);
+    expect(app.log.of('refund')).toEqual([]);
+    await expectNothingHeld();
+  });
+
+  test('a replica that stopped between its read and storing the snapshot, its entries trimmed since: another rebuilds the failures from the jobs, runs each handler once, forgets the unwanted claims', async () => {
+    const streams = new Map(['orders', 'payments'].map((queue) => [keys.eventsStream(queue), queue]));
+    for (const stream of streams.keys()) await redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
+    startWorkers('orders', 'payments');
+    const flows = await redis.failOrders(5);
+
+    // The replica that stops: it reads the failures and takes their claims (a 100 ms lease), then nothing more.
+    const blocking = redis.connection();
+    const loader = new JobLoader(redis.connection());
+    const stopped = new ClaimStore(redis.connection(), keys, 'stopped-replica', 100, 60_000);
+    const prefetch = new FailedJobsPrefetch(blocking, keys, 'stopped-replica', streams, loader, () => true, {
+      args: stopped.claimArgs(),
+      candidates: (queue) => HANDLER_KEYS[queue as keyof typeof HANDLER_KEYS],
+    });
+    const read = blocking.call('XREADGROUP', 'GROUP', keys.group, 'stopped-replica', 'COUNT', 500, 'STREAMS', ...streams.keys(), '>', '>');
+    const claimed = await prefetch.request(500);
+    await read;
+    await loader.close();
+    expect([...(claimed ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(15);
+    // And the entries are trimmed away: no stream read brings these failures back, and the
+    // sweep finds them recorded. Only the expired claims tell what is left to do.
+    for (const stream of streams.keys()) await redis.redis.xtrim(stream, 'MAXLEN', 0);
+
+    const app = await startApp({ prefix, handlers, options: { queues: ['orders', 'payments'], sources: ['stream'], leaseMs: 1000 } });
+    apps.push(app);
+    await waitUntil('10 handler runs', () => app.log.runs.length >= 10);
+    await settle(app);
+    await waitUntil('no lease left', async () => (await redis.redis.zcard(keys.leases)) === 0);
+    expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
+    expect(app.log.of('child')).toHaveLength(5);
+    expect(app.log.of('refund')).toEqual([]);
+    await expectNothingHeld();
+  });
+});
