@@ -19,7 +19,8 @@ import { preciseNow } from './clock.js';
  * Stages, per occurrence (ms):
  *   <source>:signal    finishedOn -> the classifier gets the signal (Worker event / stream read)
  *   <source>:classify  classify() of the batch the signal came in (job loads, EXISTS, root cause)
- *   <source>:claim     classify() resolved -> its claim script answered (waits for the whole batch's classification)
+ *   <source>:claim     classify() resolved -> its claim script answered (waits for the whole batch's classification;
+ *                      0 when the stream's read took the claims)
  *   <source>:queue     claim answered -> the handler's first line (the dispatcher's queue)
  *   <source>:total     finishedOn -> the handler's first line
  * per call: load (Job.fromId), claim (one claim script, for one occurrence or a batch),
@@ -121,8 +122,9 @@ export function installTracer(): Tracer {
       const now = preciseNow();
       const key = `${occurrenceId}|${source}`;
       const timeline = timelines.get(key);
-      const claimEnd = claimedAt.get(occurrenceId);
-      if (!timeline || claimEnd === undefined) return;
+      if (!timeline) return;
+      // Claims the stream's read took arrive with the job: nothing is claimed after classifying.
+      const claimEnd = claimedAt.get(occurrenceId) ?? timeline.classifyEnd;
       timelines.delete(key);
       claimedAt.delete(occurrenceId);
       add(`${source}:signal`, timeline.classifyStart - timeline.finishedOn);
