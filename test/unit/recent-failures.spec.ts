@@ -42,4 +42,16 @@ describe('RecentFailures', () => {
     expect(recent.rootCauseOf(KEY)).toEqual(cause);
     await expect(recent.recordedHere(KEY, FINISHED_ON, 0)).resolves.toBe(true);
   });
+
+  test('stays bounded: past 5,000 failures the least recently seen are forgotten first', () => {
+    const recent = new RecentFailures();
+    const key = (i: number) => `bull:orders:${i}`;
+    const cause = (i: number) => ({ queueName: 'orders', jobId: String(i), key: key(i), failedReason: 'boom' });
+    for (let i = 0; i < 5000; i++) recent.remember(key(i), FINISHED_ON + i, cause(i));
+    recent.remember(key(0), FINISHED_ON, cause(0)); // seen again: now the most recent
+    for (let i = 5000; i < 5200; i++) recent.remember(key(i), FINISHED_ON + i, cause(i));
+    expect(recent.rootCauseOf(key(1))).toBeUndefined();
+    expect(recent.rootCauseOf(key(0))).toEqual(cause(0));
+    expect(recent.rootCauseOf(key(5199))).toEqual(cause(5199));
+  });
 });
