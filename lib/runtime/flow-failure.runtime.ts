@@ -203,11 +203,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   private deliver(signals: FailureSignal[]): Promise<void> {
     if (!this.running) return Promise.resolve(); // closed: the stream or the sweep delivers it after restart
     const { classifier, dispatcher, recent } = this.running;
-    // The occurrences recorded in Redis (none when stopped before recording them).
     // A read that took none of the occurrence's claims found it recorded elsewhere, and every
     // handler that could want it held there, done or dead: nothing is left to do here.
     const toClassify = signals.filter((signal) => !signal.claimed || signal.claimed.granted.length > 0);
     const claimedWithRead = toClassify.flatMap((signal) => signal.claimed ?? []);
+    // The occurrences recorded in Redis (none when stopped before recording them).
     const recorded = classifier
       .classify(toClassify)
       .then(async (occurrences) => ((await dispatcher.dispatch(occurrences, claimedWithRead)) ? occurrences : []));
