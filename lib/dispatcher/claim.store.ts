@@ -13,6 +13,27 @@ export interface GrantedClaim extends HeldClaim {
   attempt: number;
 }
 
+/**
+ * Claims a script took before the occurrence was classified (the stream's read script):
+ * the occurrence it recorded, and the claims this process got.
+ */
+export interface ReadClaims {
+  occurrenceId: string;
+  granted: GrantedClaim[];
+}
+
+/**
+ * The claims in a claim script's reply (CLAIM_OCCURRENCE's flat list: position, handler,
+ * attempt, ...); `occurrenceAt` names the occurrence of a 1-based position.
+ */
+export function grantedClaims(flat: readonly unknown[], occurrenceAt: (position: number) => string): GrantedClaim[] {
+  const granted: GrantedClaim[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) {
+    granted.push({ occurrenceId: occurrenceAt(Number(flat[i])), handlerKey: String(flat[i + 1]), attempt: Number(flat[i + 2]) });
+  }
+  return granted;
+}
+
 /** One occurrence to record, with the handlers that want it. */
 export interface ClaimRequest {
   occurrenceId: string;
@@ -97,13 +118,8 @@ export class ClaimStore {
       const ttl = handlerKeys.length > 0 ? this.dedupTtlMs : options.markerTtlMs;
       args.push(occurrenceId, ttl, snapshot, handlerKeys.length, ...handlerKeys);
     }
-    const reply = (await this.scripts.ffClaim(keys.length, ...keys, ...args)) as (string | number)[];
-    const granted: GrantedClaim[] = [];
-    for (let i = 0; i < reply.length; i += 3) {
-      const request = requests[Number(reply[i]) - 1];
-      granted.push({ handlerKey: String(reply[i + 1]), occurrenceId: request.occurrenceId, attempt: Number(reply[i + 2]) });
-    }
-    return granted;
+    const reply = (await this.scripts.ffClaim(keys.length, ...keys, ...args)) as unknown[];
+    return grantedClaims(reply, (position) => requests[position - 1].occurrenceId);
   }
 
   /**

@@ -4,8 +4,7 @@ import { toSnapshot } from '../classifier/failure-occurrence.js';
 import type { HandlerBinding, HandlerRegistry } from '../discovery/handler.registry.js';
 import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
 import { claimMember } from '../redis/module-keys.js';
-import type { ReadClaims } from '../sources/failure-signal.js';
-import type { ClaimStore, ForgetRequest, GrantedClaim, HeldClaim } from './claim.store.js';
+import type { ClaimStore, ForgetRequest, GrantedClaim, HeldClaim, ReadClaims } from './claim.store.js';
 import type { DeadLetter } from './dead-letter.js';
 import { within } from '../util/within.js';
 
@@ -21,9 +20,13 @@ export interface DispatcherOptions {
 /** Occurrences per claim script: a catch-up batch in a few round trips, none holding Redis for long. */
 const CLAIMS_PER_CALL = 50;
 
-interface Run extends GrantedClaim {
+/** A handler that wants an occurrence, with the event it gets. */
+interface HandlerMatch {
   binding: HandlerBinding;
   event: FlowFailureEvent;
+}
+
+interface Run extends GrantedClaim, HandlerMatch {
   /** Replays run once; normal runs may retry up to handlerAttempts. */
   maxAttempt: number;
   done?: (result: RunResult) => void;
@@ -119,8 +122,7 @@ export class FailureDispatcher {
    * was classified, whose holder stopped before forgetting them.
    */
   async forgetUnwanted(occurrence: FailureOccurrence, claims: readonly HeldClaim[]): Promise<void> {
-    const wanted = new Set(this.matches(occurrence).map((m) => m.binding.key));
-    const unwanted = claims.filter((c) => !wanted.has(c.handlerKey)).map((c) => c.handlerKey);
+    const { unwanted } = this.sortOut(occurrence, claims);
     if (unwanted.length === 0) return;
     await this.claims.forget([{ occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: unwanted }], this.options.markerTtlMs);
   }
@@ -188,17 +190,12 @@ export class FailureDispatcher {
       const claims = taken.get(occurrence.id);
       if (!claims) continue;
       classified.add(occurrence.id);
-      const wanted = this.matches(occurrence);
-      const unwanted: string[] = [];
-      for (const claim of claims) {
-        // Already running here (its lease lapsed and the read took it again): it runs once.
-        if (this.held.has(claimMember(claim.handlerKey, claim.occurrenceId))) continue;
-        const match = wanted.find((m) => m.binding.key === claim.handlerKey);
-        if (!match) unwanted.push(claim.handlerKey);
-        else {
-          this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
-          granted.push(claim);
-        }
+      // A claim already running here (its lease lapsed and the read took it again) runs once.
+      const fresh = claims.filter((claim) => !this.held.has(claimMember(claim.handlerKey, claim.occurrenceId)));
+      const { matching, unwanted } = this.sortOut(occurrence, fresh);
+      for (const { claim, match } of matching) {
+        this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
+        granted.push(claim);
       }
       forget.push({ occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: unwanted });
     }
@@ -218,8 +215,21 @@ export class FailureDispatcher {
     return granted;
   }
 
-  private matches(occurrence: FailureOccurrence): { binding: HandlerBinding; event: FlowFailureEvent }[] {
-    const found: { binding: HandlerBinding; event: FlowFailureEvent }[] = [];
+  /** The claims whose handler the occurrence matches (with the match), and the handler keys of the rest. */
+  private sortOut<C extends HeldClaim>(occurrence: FailureOccurrence, claims: readonly C[]) {
+    const wanted = this.matches(occurrence);
+    const matching: { claim: C; match: HandlerMatch }[] = [];
+    const unwanted: string[] = [];
+    for (const claim of claims) {
+      const match = wanted.find((m) => m.binding.key === claim.handlerKey);
+      if (match) matching.push({ claim, match });
+      else unwanted.push(claim.handlerKey);
+    }
+    return { matching, unwanted };
+  }
+
+  private matches(occurrence: FailureOccurrence): HandlerMatch[] {
+    const found: HandlerMatch[] = [];
     const parent = occurrence.parentFailed;
     if (parent) {
       const subject = { kind: parent.kind, queueName: parent.queueName, jobName: parent.jobName, causedByChild: parent.causedByChild };

@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import type { JobLoader } from '../classifier/job-loader.js';
 import { CHILDREN_BOOKKEEPING, failedChildrenKey, jobKey } from '../redis/job-key.js';
 import type { ModuleKeys } from '../redis/module-keys.js';
-import type { GrantedClaim } from '../dispatcher/claim.store.js';
-import type { FailureSignal, ReadClaims, StoredFacts } from './failure-signal.js';
+import { type ReadClaims, grantedClaims } from '../dispatcher/claim.store.js';
+import type { FailureSignal, StoredFacts } from './failure-signal.js';
 import { compareIds } from './stream-entry.js';
 import { READ_FAILED_JOBS } from './stream-scripts.js';
 
@@ -42,6 +42,10 @@ export class FailedJobsPrefetch {
   /** Reads left before the script pauses; it runs from the start (a catch-up is all failures). */
   private readsLeft = READS_AFTER_A_FAILURE;
   private readonly script: ScriptFn;
+  /** The script's arguments after `count` that every read repeats: children key suffixes, claim rules. */
+  private readonly sharedArgs: (string | number)[];
+  /** Per stream, what follows where to start: queue, job key prefix, whether to ask for children, handlers to claim. */
+  private readonly streamArgs: (string | number)[][];
 
   constructor(
     blocking: Redis,
@@ -50,11 +54,19 @@ export class FailedJobsPrefetch {
     private readonly queueOfStream: ReadonlyMap<string, string>,
     private readonly jobs: Pick<JobLoader, 'fromScriptReply'>,
     /** Whether a handler may want a failed job of this queue as a parent (then whether it had children is asked). */
-    private readonly parentInterest: (queueName: string) => boolean,
+    parentInterest: (queueName: string) => boolean,
     /** Absent: the script only reads, and the dispatcher claims. */
-    private readonly claimRules?: ReadClaimRules,
+    claimRules?: ReadClaimRules,
   ) {
     this.streams = [...queueOfStream.keys()];
+    // Asked once: the handlers are all known by the time a source is built.
+    this.sharedArgs = [failedChildrenKey(''), CHILDREN_BOOKKEEPING.length, ...CHILDREN_BOOKKEEPING.map((suffix) => `:${suffix}`)];
+    this.sharedArgs.push(claimRules ? '1' : '0', ...(claimRules?.args ?? ['', '', '', 0, 0]));
+    this.streamArgs = this.streams.map((stream) => {
+      const queue = queueOfStream.get(stream) as string;
+      const candidates = claimRules?.candidates(queue) ?? [];
+      return [queue, jobKey(keys.prefix, queue, ''), parentInterest(queue) ? '1' : '0', candidates.length, ...candidates];
+    });
     blocking.defineCommand('ffReadFailedJobs', { lua: READ_FAILED_JOBS });
     const command = (blocking as unknown as Record<string, ScriptFn>).ffReadFailedJobs;
     this.script = (...args) => command.apply(blocking, args);
@@ -67,16 +79,8 @@ export class FailedJobsPrefetch {
   request(count: number): Promise<PrefetchedJobs> | undefined {
     if (this.readsLeft <= 0) return undefined;
     const streams = this.streams;
-    const args: (string | number)[] = [this.keys.group, this.consumer, count, failedChildrenKey(''), CHILDREN_BOOKKEEPING.length];
-    for (const suffix of CHILDREN_BOOKKEEPING) args.push(`:${suffix}`);
-    const rules = this.claimRules;
-    args.push(rules ? '1' : '0', ...(rules?.args ?? ['', '', '', 0, 0]));
-    for (const stream of streams) {
-      const queue = this.queueOfStream.get(stream) as string;
-      const candidates = rules?.candidates(queue) ?? [];
-      args.push(this.lastRead.get(stream) ?? '0', queue, jobKey(this.keys.prefix, queue, ''), this.parentInterest(queue) ? '1' : '0');
-      args.push(candidates.length, ...candidates);
-    }
+    const args: (string | number)[] = [this.keys.group, this.consumer, count, ...this.sharedArgs];
+    streams.forEach((stream, i) => args.push(this.lastRead.get(stream) ?? '0', ...this.streamArgs[i]));
     return this.script(streams.length, ...streams, ...args).then(
       (reply) => this.decode(reply),
       () => new Map(),
@@ -127,18 +131,9 @@ export class FailedJobsPrefetch {
           namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 4]) === 1 },
           hadChildren: hadChildren < 0 ? undefined : hadChildren === 1,
         },
-        claimed: occurrenceId === '' ? undefined : { occurrenceId, granted: grantsOf(occurrenceId, reply[i + 7] as unknown[]) },
+        claimed: occurrenceId === '' ? undefined : { occurrenceId, granted: grantedClaims(reply[i + 7] as unknown[], () => occurrenceId) },
       });
     }
     return found;
   }
-}
-
-/** The script's flat list of claims taken (position, handler, attempt, ...). */
-function grantsOf(occurrenceId: string, flat: unknown[]): GrantedClaim[] {
-  const granted: GrantedClaim[] = [];
-  for (let i = 0; i + 2 < flat.length; i += 3) {
-    granted.push({ occurrenceId, handlerKey: String(flat[i + 1]), attempt: Number(flat[i + 2]) });
-  }
-  return granted;
 }

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { GrantedClaim } from '../dispatcher/claim.store.js';
+import type { ReadClaims } from '../dispatcher/claim.store.js';
 import type { FailureSource } from '../interfaces/failure-events.interface.js';
 
 /** What a source knows: job X of queue Q may have failed terminally. The classifier decides the rest. */
@@ -24,12 +24,6 @@ export interface FailureSignal {
    * ones that match and gives back the rest, and claims nothing again.
    */
   claimed?: ReadClaims;
-}
-
-/** The occurrence a read script recorded, and the claims it took for this process. */
-export interface ReadClaims {
-  occurrenceId: string;
-  granted: GrantedClaim[];
 }
 
 /** What a script found beside a stored failed job, so the classifier need not ask Redis. */
