@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import { Worker } from 'bullmq';
 import { JobLoader } from '../../lib/classifier/job-loader.js';
@@ -9,8 +9,6 @@ import { ModuleKeys } from '../../lib/redis/module-keys.js';
 import { FailedJobsPrefetch } from '../../lib/sources/failed-jobs.prefetch.js';
 import {
   EventLog,
-  type TestApp,
-  TestRedis,
   recordingHandlers,
   redisConnection,
   runBehaviour,
@@ -19,6 +17,7 @@ import {
   uniquePrefix,
   waitUntil,
 } from '../support/harness.js';
+import { specResources } from '../support/spec-resources.js';
 
 /** A child handler on the watched queue whose job-name filter no failure here matches. */
 @Injectable()
@@ -46,44 +45,27 @@ describe('claims taken with the stream read', () => {
   const prefix = uniquePrefix('read-claims');
   const keys = new ModuleKeys(prefix, 'flow-failure');
   const handlers = [recordingHandlers({ parent: 'orders', child: 'payments' }), RefundAlerts];
-  let redis: TestRedis;
-  let workers: Worker[] = [];
-  let apps: TestApp[] = [];
+  const spec = specResources(prefix);
 
   /** Plain BullMQ Workers outside the app, as in a split deployment. */
   const startWorkers = (...queues: string[]) => {
-    workers.push(...queues.map((queue) => new Worker(queue, runBehaviour, { connection: redisConnection(), prefix })));
+    spec.workers.push(...queues.map((queue) => new Worker(queue, runBehaviour, { connection: redisConnection(), prefix })));
   };
 
 
   /** No claim is left behind: every lease is settled or forgotten, and the unmatched handler holds no state. */
   const expectNothingHeld = async () => {
-    expect(await redis.redis.zrange(keys.leases, '0', '-1')).toEqual([]);
-    const [, occurrences] = await redis.redis.scan('0', 'MATCH', keys.occurrence('*'), 'COUNT', 10_000);
-    for (const key of occurrences) expect(await redis.redis.hexists(key, `h:${HANDLER_KEYS.payments[1]}`)).toBe(0);
+    expect(await spec.redis.redis.zrange(keys.leases, '0', '-1')).toEqual([]);
+    const [, occurrences] = await spec.redis.redis.scan('0', 'MATCH', keys.occurrence('*'), 'COUNT', 10_000);
+    for (const key of occurrences) expect(await spec.redis.redis.hexists(key, `h:${HANDLER_KEYS.payments[1]}`)).toBe(0);
   };
 
-  beforeAll(() => {
-    redis = new TestRedis(prefix);
-  });
-
-  afterEach(async () => {
-    await Promise.all(apps.map((app) => app.close()));
-    await Promise.all(workers.map((worker) => worker.close()));
-    apps = [];
-    workers = [];
-    await redis.cleanup();
-  });
-
-  afterAll(async () => {
-    await redis.close();
-  });
 
   test('the matching handlers run once, and the claim of a handler whose filter does not match is given back', async () => {
     const app = await startApp({ prefix, handlers, options: { queues: ['orders', 'payments'], sources: ['stream'] } });
-    apps.push(app);
+    spec.apps.push(app);
     startWorkers('orders', 'payments');
-    const flows = await redis.failOrders(20);
+    const flows = await spec.redis.failOrders(20);
     await waitUntil('40 handler runs', () => app.log.runs.length >= 40);
     await settle(app);
     expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
@@ -96,9 +78,9 @@ describe('claims taken with the stream read', () => {
     // The app's Workers process payments but not orders: the stream stays the primary source
     // (it reads and claims everything), and the Workers report the payments' failures too.
     const app = await startApp({ prefix, processors: ['payments'], handlers, options: { queues: ['orders', 'payments'] } });
-    apps.push(app);
+    spec.apps.push(app);
     startWorkers('orders');
-    const flows = await redis.failOrders(50);
+    const flows = await spec.redis.failOrders(50);
     await waitUntil('100 handler runs', () => app.log.runs.length >= 100);
     await settle(app);
     expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
@@ -110,14 +92,14 @@ describe('claims taken with the stream read', () => {
 
   test('a replica that stopped between its read and storing the snapshot, its entries trimmed since: another rebuilds the failures from the jobs, runs each handler once, forgets the unwanted claims', async () => {
     const streams = new Map(['orders', 'payments'].map((queue) => [keys.eventsStream(queue), queue]));
-    for (const stream of streams.keys()) await redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
+    for (const stream of streams.keys()) await spec.redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
     startWorkers('orders', 'payments');
-    const flows = await redis.failOrders(5);
+    const flows = await spec.redis.failOrders(5);
 
     // The replica that stops: it reads the failures and takes their claims (a 100 ms lease), then nothing more.
-    const blocking = redis.connection();
-    const loader = new JobLoader(redis.connection());
-    const stopped = new ClaimStore(redis.connection(), keys, 'stopped-replica', 100, 60_000);
+    const blocking = spec.redis.connection();
+    const loader = new JobLoader(spec.redis.connection());
+    const stopped = new ClaimStore(spec.redis.connection(), keys, 'stopped-replica', 100, 60_000);
     const prefetch = new FailedJobsPrefetch(blocking, keys, 'stopped-replica', streams, loader, () => true, {
       args: stopped.claimArgs(),
       candidates: (queue) => HANDLER_KEYS[queue as keyof typeof HANDLER_KEYS],
@@ -129,13 +111,13 @@ describe('claims taken with the stream read', () => {
     expect([...(claimed ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(15);
     // And the entries are trimmed away: no stream read brings these failures back, and the
     // sweep finds them recorded. Only the expired claims tell what is left to do.
-    for (const stream of streams.keys()) await redis.redis.xtrim(stream, 'MAXLEN', 0);
+    for (const stream of streams.keys()) await spec.redis.redis.xtrim(stream, 'MAXLEN', 0);
 
     const app = await startApp({ prefix, handlers, options: { queues: ['orders', 'payments'], sources: ['stream'], leaseMs: 1000 } });
-    apps.push(app);
+    spec.apps.push(app);
     await waitUntil('10 handler runs', () => app.log.runs.length >= 10);
     await settle(app);
-    await waitUntil('no lease left', async () => (await redis.redis.zcard(keys.leases)) === 0);
+    await waitUntil('no lease left', async () => (await spec.redis.redis.zcard(keys.leases)) === 0);
     expect(app.log.of('parent').map((e) => e.jobId).sort()).toEqual(flows.map((f) => f.job.id).sort());
     expect(app.log.of('child')).toHaveLength(5);
     expect(app.log.of('refund')).toEqual([]);
