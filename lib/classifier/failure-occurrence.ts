@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import type { JobAttempt } from '../dispatcher/claim.store.js';
 import type { ChildFailedEvent, FailureSource, ParentFailedEvent } from '../interfaces/failure-events.interface.js';
 
 /**
@@ -11,6 +12,8 @@ export interface FailureOccurrence {
   queueName: string;
   jobId: string;
   finishedOn: number;
+  /** The attempt that failed (BullMQ's `attemptsStarted`), when the job was there to tell. */
+  attemptsStarted?: number;
   source: FailureSource;
   job?: Job;
   parentFailed?: ParentFailedEvent;
@@ -21,6 +24,12 @@ export interface FailureOccurrence {
 export interface OccurrenceSnapshot {
   parentFailed?: Omit<ParentFailedEvent, 'job'>;
   childFailed?: Omit<ChildFailedEvent, 'job'>;
+}
+
+/** The job attempt whose failure this is, when known (a Worker may have reserved it). */
+export function failedAttempt(occurrence: FailureOccurrence): JobAttempt | undefined {
+  const { queueName, jobId, attemptsStarted } = occurrence;
+  return attemptsStarted ? { queueName, jobId, attemptsStarted } : undefined;
 }
 
 export function occurrenceId(queueName: string, jobId: string, finishedOn: number): string {

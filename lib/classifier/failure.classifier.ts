@@ -103,6 +103,7 @@ export class FailureClassifier {
       queueName: signal.queueName,
       jobId: signal.jobId,
       finishedOn: job.finishedOn,
+      attemptsStarted: job.attemptsStarted,
       source: signal.source,
       job: base.job,
     };

@@ -4,6 +4,9 @@
  * forgotten one), so every path
  * (worker, stream, sweep, expired lease, replay, another replica) meets the same atomic checks.
  *
+ * A Worker reserves the failure of a flow job it starts (RESERVE), so that it can run the
+ * handlers before its claim is back; while that lives, every other claim is taken in its name.
+ *
  * Occurrence hash fields: `e` = snapshot; `h:<handler>` = `run|<owner>|<attempt>`,
  * `done`, `dead|<attempts>` or `discarded`. The leases ZSET holds `<handler>|<occurrence>` -> deadline
  * for every claim that is not settled. Time is Redis's, so replicas' clocks do not matter.
@@ -16,14 +19,31 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 /**
  * Records one occurrence (idempotent) and takes each of `handlers` that is unclaimed or whose
- * lease has expired (and, with revive, each dead one). Appends position, handler, attempt to
+ * lease has expired (mode 'revive': and each dead one). Appends position, handler, attempt to
  * `out` for every claim taken. The one claim rule: CLAIM and the stream's read script
  * (READ_FAILED_JOBS) both call it. `snapshot` '' writes none (the caller writes it later).
+ *
+ * `reservation` is the key of the failed attempt's reservation ('' when the attempt is not
+ * known). While another owner's lives, that owner's Worker runs the handlers the moment it
+ * sees the failure, before it claims: so the claims are taken in its name, until the
+ * reservation ends, and none is granted here. If that owner died, they expire with it and
+ * are taken over like any claim. Mode 'convert' is the reserving owner recording what it
+ * runs already: a claim already held in its name counts as taken, and the reservation ends.
  */
 export const CLAIM_OCCURRENCE = `
-local function claimOccurrence(leases, occ, id, ttl, snapshot, handlers, owner, leaseMs, revive, now, position, out)
+local function claimOccurrence(leases, occ, id, ttl, snapshot, handlers, owner, leaseMs, mode, now, position, out, reservation)
   local created = redis.call('EXISTS', occ) == 0
-  local granted = false
+  local holder, deadline, granting = owner, now + leaseMs, true
+  if reservation ~= '' then
+    local reserver = redis.call('GET', reservation)
+    if mode == 'convert' then
+      redis.call('DEL', reservation)
+    elseif reserver and reserver ~= owner then
+      holder, deadline, granting = reserver, now + math.max(redis.call('PTTL', reservation), 0), false
+    end
+  end
+  local mine = 'run|' .. holder .. '|'
+  local taken = false
   for _, handler in ipairs(handlers) do
     local field = 'h:' .. handler
     local member = handler .. '|' .. id
@@ -31,28 +51,37 @@ local function claimOccurrence(leases, occ, id, ttl, snapshot, handlers, owner, 
     local attempts
     if not state then
       attempts = 0
+    elseif mode == 'convert' and string.sub(state, 1, #mine) == mine then
+      -- Taken in this owner's name while it was reserved: it is this owner's run.
+      redis.call('ZADD', leases, deadline, member)
+      out[#out + 1] = position
+      out[#out + 1] = handler
+      out[#out + 1] = tonumber(string.sub(state, #mine + 1)) or 1
+      taken = true
     elseif string.sub(state, 1, 4) == 'run|' then
-      local deadline = redis.call('ZSCORE', leases, member)
-      if not deadline or tonumber(deadline) <= now then
+      local lease = redis.call('ZSCORE', leases, member)
+      if not lease or tonumber(lease) <= now then
         attempts = tonumber(string.match(state, '|(%d+)$')) or 0
       end
-    elseif revive == '1' and string.sub(state, 1, 5) == 'dead|' then
+    elseif mode == 'revive' and string.sub(state, 1, 5) == 'dead|' then
       attempts = tonumber(string.sub(state, 6)) or 0
     end
     if attempts then
       attempts = attempts + 1
-      redis.call('HSET', occ, field, 'run|' .. owner .. '|' .. attempts)
-      redis.call('ZADD', leases, now + leaseMs, member)
-      out[#out + 1] = position
-      out[#out + 1] = handler
-      out[#out + 1] = attempts
-      granted = true
+      redis.call('HSET', occ, field, mine .. attempts)
+      redis.call('ZADD', leases, deadline, member)
+      if granting then
+        out[#out + 1] = position
+        out[#out + 1] = handler
+        out[#out + 1] = attempts
+      end
+      taken = true
     end
   end
   -- The snapshot is kept while some handler may still need it; a late duplicate of an
   -- occurrence whose handlers are all done does not bring it back.
   -- (A dead sibling's PERSIST gives way here while something runs; the next settle restores it.)
-  if created or granted then
+  if created or taken then
     if snapshot ~= '' then redis.call('HSETNX', occ, 'e', snapshot) end
     redis.call('PEXPIRE', occ, ttl)
   end
@@ -60,23 +89,38 @@ end
 `;
 
 /**
- * KEYS: leases, then one occurrence key per occurrence. ARGV: owner, leaseMs, revive, then
- * per occurrence: occurrenceId, ttlMs, snapshot, handler count, handlers.
+ * KEYS: leases, then one occurrence key per occurrence. ARGV: owner, leaseMs, mode ('claim',
+ * 'revive' or 'convert', see CLAIM_OCCURRENCE), then per occurrence: occurrenceId, ttlMs,
+ * snapshot, reservation key ('' if unknown), handler count, handlers.
  * Returns a flat list: occurrence position (1-based), handler, attempt, ...
  * Several occurrences in one call: a stream batch claims in one round trip, not hundreds.
  */
 export const CLAIM = `${NOW}${CLAIM_OCCURRENCE}
-local leases, owner, leaseMs, revive = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local leases, owner, leaseMs, mode = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out = {}
 local a = 4
 for k = 2, #KEYS do
-  local id, ttl, snapshot, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local id, ttl, snapshot, reservation, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
   local handlers = {}
-  for i = 1, count do handlers[i] = ARGV[a + 3 + i] end
-  claimOccurrence(leases, KEYS[k], id, ttl, snapshot, handlers, owner, leaseMs, revive, now, k - 1, out)
-  a = a + 4 + count
+  for i = 1, count do handlers[i] = ARGV[a + 4 + i] end
+  claimOccurrence(leases, KEYS[k], id, ttl, snapshot, handlers, owner, leaseMs, mode, now, k - 1, out, reservation)
+  a = a + 5 + count
 end
 return out
+`;
+
+/**
+ * KEYS: the job, its reservation (ModuleKeys.reservation, for the attempt the Worker started).
+ * ARGV: owner, attemptsStarted, ttlMs. Taken when a Worker of this owner starts a flow job,
+ * while the job runs: at its failure the handlers start at once, and are claimed (mode
+ * 'convert') as they run. Refused when the job is no longer in that attempt or has finished
+ * it: a failure that may already be claimed elsewhere is never reserved. Returns 1 or 0.
+ */
+export const RESERVE = `
+local job = redis.call('HMGET', KEYS[1], 'ats', 'finishedOn')
+if job[1] ~= ARGV[2] or job[2] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return 1
 `;
 
 /**

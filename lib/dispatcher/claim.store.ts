@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
+import { jobKey } from '../redis/job-key.js';
 import { ModuleKeys, parseClaimMember } from '../redis/module-keys.js';
-import { CLAIM, DISCARD, DROP, EXPIRED, FORGET, LEASE, RECORDED, SETTLE } from './claim-scripts.js';
+import { CLAIM, DISCARD, DROP, EXPIRED, FORGET, LEASE, RECORDED, RESERVE, SETTLE } from './claim-scripts.js';
 
 /** A claim this process holds: one handler for one occurrence. */
 export interface HeldClaim {
@@ -34,12 +35,22 @@ export function grantedClaims(flat: readonly unknown[], occurrenceAt: (position:
   return granted;
 }
 
+/** One attempt of a job: a Worker's reservation is for the attempt it started. */
+export interface JobAttempt {
+  queueName: string;
+  jobId: string;
+  /** BullMQ's `attemptsStarted` (`ats`): counts every start, so each names one attempt. */
+  attemptsStarted: number;
+}
+
 /** One occurrence to record, with the handlers that want it. */
 export interface ClaimRequest {
   occurrenceId: string;
   /** The occurrence as JSON: what another replica needs to run it. */
   snapshot: string;
   handlerKeys: readonly string[];
+  /** The attempt that failed, when known: a live reservation of it by another owner decides whose the claims are. */
+  failedAttempt?: JobAttempt;
 }
 
 /** Claims taken before their occurrence was classified, of handlers that do not want it. */
@@ -68,7 +79,10 @@ const SETTLES_PER_CALL = 100;
 
 /** The one Redis claim-and-mark mechanism; see claim-scripts.ts for the rules. */
 export class ClaimStore {
-  private readonly scripts: Record<'ffClaim' | 'ffSettle' | 'ffForget' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired' | 'ffRecorded', ScriptFn>;
+  private readonly scripts: Record<
+    'ffClaim' | 'ffReserve' | 'ffSettle' | 'ffForget' | 'ffDiscard' | 'ffDrop' | 'ffLease' | 'ffExpired' | 'ffRecorded',
+    ScriptFn
+  >;
   private settling: PendingSettlement[] = [];
 
   constructor(
@@ -83,7 +97,9 @@ export class ClaimStore {
     // The claim is the one round trip between a Worker's failed event and its handler: sent
     // at once, not held for the auto-pipeline's next flush (a setImmediate, after whatever
     // I/O the Workers have queued).
-    redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), 'ffClaim'];
+    // A reservation is taken as a Worker starts the job, and must be in before it fails.
+    redis.defineCommand('ffReserve', { numberOfKeys: 2, lua: RESERVE });
+    redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), 'ffClaim', 'ffReserve'];
     redis.defineCommand('ffSettle', { lua: SETTLE });
     redis.defineCommand('ffForget', { lua: FORGET });
     redis.defineCommand('ffDiscard', { numberOfKeys: 2, lua: DISCARD });
@@ -95,6 +111,7 @@ export class ClaimStore {
     const bind = (name: string): ScriptFn => (...args) => commands[name].apply(redis, args);
     this.scripts = {
       ffClaim: bind('ffClaim'),
+      ffReserve: bind('ffReserve'),
       ffSettle: bind('ffSettle'),
       ffForget: bind('ffForget'),
       ffDiscard: bind('ffDiscard'),
@@ -111,23 +128,57 @@ export class ClaimStore {
    * sweep knows it was seen.
    */
   async claim(requests: readonly ClaimRequest[], options: { revive?: boolean; markerTtlMs: number }): Promise<GrantedClaim[]> {
+    return this.claimAs(options.revive ? 'revive' : 'claim', requests, options.markerTtlMs);
+  }
+
+  /**
+   * Claims for the handlers this owner started on its reservation (see `reserve`), and ends
+   * the reservation. @returns the claims that are this owner's; any other was taken by
+   * someone else after the reservation had lapsed.
+   */
+  async convert(requests: readonly ClaimRequest[], markerTtlMs: number): Promise<GrantedClaim[]> {
+    return this.claimAs('convert', requests, markerTtlMs);
+  }
+
+  /**
+   * Reserves the failure of an attempt a Worker of this owner has just started, for leaseMs.
+   * @returns false when the attempt has already ended, or is not the job's current one.
+   */
+  async reserve(attempt: JobAttempt): Promise<boolean> {
+    const { queueName, jobId, attemptsStarted } = attempt;
+    const job = jobKey(this.keys.prefix, queueName, jobId);
+    const reply = await this.scripts.ffReserve(job, this.reservationKey(attempt), this.owner, attemptsStarted, this.leaseMs);
+    return reply === 1;
+  }
+
+  /** Ends reservations this owner took and will not use. */
+  async unreserve(attempts: readonly JobAttempt[]): Promise<void> {
+    if (attempts.length > 0) await this.redis.del(...attempts.map((attempt) => this.reservationKey(attempt)));
+  }
+
+  private async claimAs(mode: 'claim' | 'revive' | 'convert', requests: readonly ClaimRequest[], markerTtlMs: number): Promise<GrantedClaim[]> {
     if (requests.length === 0) return [];
     const keys = [this.keys.leases, ...requests.map((r) => this.keys.occurrence(r.occurrenceId))];
-    const args: (string | number)[] = [this.owner, this.leaseMs, options.revive ? '1' : '0'];
-    for (const { occurrenceId, snapshot, handlerKeys } of requests) {
-      const ttl = handlerKeys.length > 0 ? this.dedupTtlMs : options.markerTtlMs;
-      args.push(occurrenceId, ttl, snapshot, handlerKeys.length, ...handlerKeys);
+    const args: (string | number)[] = [this.owner, this.leaseMs, mode];
+    for (const { occurrenceId, snapshot, handlerKeys, failedAttempt } of requests) {
+      const ttl = handlerKeys.length > 0 ? this.dedupTtlMs : markerTtlMs;
+      const reservation = failedAttempt ? this.reservationKey(failedAttempt) : '';
+      args.push(occurrenceId, ttl, snapshot, reservation, handlerKeys.length, ...handlerKeys);
     }
     const reply = (await this.scripts.ffClaim(keys.length, ...keys, ...args)) as unknown[];
     return grantedClaims(reply, (position) => requests[position - 1].occurrenceId);
   }
 
+  private reservationKey({ queueName, jobId, attemptsStarted }: JobAttempt): string {
+    return this.keys.reservation(queueName, jobId, attemptsStarted);
+  }
+
   /**
    * What another script that claims with these rules (CLAIM_OCCURRENCE) is given: leases
-   * key, occurrence key prefix, owner, leaseMs and the occurrence's ttl.
+   * key, occurrence key prefix, owner, leaseMs, the occurrence's ttl and the reservation key prefix.
    */
   claimArgs(): (string | number)[] {
-    return [this.keys.leases, this.keys.occurrence(''), this.owner, this.leaseMs, this.dedupTtlMs];
+    return [this.keys.leases, this.keys.occurrence(''), this.owner, this.leaseMs, this.dedupTtlMs, this.keys.reservationPrefix];
   }
 
   /**

@@ -1,11 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
-import { toSnapshot } from '../classifier/failure-occurrence.js';
+import { failedAttempt, toSnapshot } from '../classifier/failure-occurrence.js';
 import type { HandlerBinding, HandlerRegistry } from '../discovery/handler.registry.js';
 import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
 import { claimMember } from '../redis/module-keys.js';
-import type { ClaimStore, ForgetRequest, GrantedClaim, HeldClaim, ReadClaims } from './claim.store.js';
+import type { ClaimRequest, ClaimStore, ForgetRequest, GrantedClaim, HeldClaim, ReadClaims } from './claim.store.js';
 import type { DeadLetter } from './dead-letter.js';
+import type { ReservationUse, WorkerReservations } from './worker-reservations.js';
 import { within } from '../util/within.js';
 
 export interface DispatcherOptions {
@@ -62,6 +63,8 @@ export class FailureDispatcher {
     private readonly claims: ClaimStore,
     private readonly registry: HandlerRegistry,
     private readonly options: DispatcherOptions,
+    /** Failures this process's Workers reserved as they started the jobs: their handlers start before the claim. */
+    private readonly reservations?: WorkerReservations,
   ) {
     this.renewTimer = setInterval(() => void this.renew(), Math.max(50, Math.floor(options.leaseMs / 3)));
   }
@@ -102,11 +105,16 @@ export class FailureDispatcher {
       return false;
     }
     const taken = new Map(claimedWithRead.map((r) => [r.occurrenceId, r.granted]));
-    const toClaim = occurrences.filter((o) => !taken.has(o.id));
+    const unclaimed = occurrences.filter((o) => !taken.has(o.id));
+    const reserved = await this.reservedHere(unclaimed);
+    const toClaim = unclaimed.filter((o) => reserved.get(o) !== 'run-now');
     const chunks: FailureOccurrence[][] = [];
     for (let from = 0; from < toClaim.length; from += CLAIMS_PER_CALL) chunks.push(toClaim.slice(from, from + CLAIMS_PER_CALL));
     const adopted = this.adopt(occurrences, taken);
-    const granted = [...adopted, ...(await Promise.all(chunks.map((chunk) => this.claimAndQueue(chunk)))).flat()];
+    const runNow = unclaimed.filter((o) => reserved.get(o) === 'run-now');
+    const started = runNow.length > 0 ? this.startReserved(runNow) : [];
+    const claimed = chunks.map((chunk) => this.claimAndQueue(chunk, (o) => reserved.get(o) === 'claim-first'));
+    const granted = [...adopted, ...(await Promise.all([started, ...claimed])).flat()];
     // A claim granted past its first attempt, outside our own retries, was someone else's.
     const takenOver = granted.filter((claim) => claim.attempt > 1).length;
     if (takenOver > 0) {
@@ -160,22 +168,79 @@ export class FailureDispatcher {
     }
   }
 
-  private async claimAndQueue(occurrences: readonly FailureOccurrence[]): Promise<GrantedClaim[]> {
+  /** `asReserver`: claims taken in this owner's name while its reservation lived are its own (ClaimStore.convert). */
+  private async claimAndQueue(occurrences: readonly FailureOccurrence[], asReserver: (o: FailureOccurrence) => boolean): Promise<GrantedClaim[]> {
     // A claim this process already holds is running or waiting here; claiming it again would run it twice.
     const wanted = new Map(
       occurrences.map((o) => [o.id, this.matches(o).filter((m) => !this.held.has(claimMember(m.binding.key, o.id)))]),
     );
-    const requests = occurrences.map((occurrence) => ({
-      occurrenceId: occurrence.id,
-      snapshot: toSnapshot(occurrence),
-      handlerKeys: (wanted.get(occurrence.id) ?? []).map((m) => m.binding.key),
-    }));
-    const granted = await this.claims.claim(requests, { markerTtlMs: this.options.markerTtlMs });
+    const requests = occurrences.map((occurrence) => claimRequest(occurrence, wanted.get(occurrence.id) ?? []));
+    const reserver = occurrences.map(asReserver);
+    const [granted, converted] = await Promise.all([
+      this.claims.claim(requests.filter((_, i) => !reserver[i]), { markerTtlMs: this.options.markerTtlMs }),
+      this.claims.convert(requests.filter((_, i) => reserver[i]), this.options.markerTtlMs),
+    ]);
+    granted.push(...converted);
     for (const claim of granted) {
       const match = wanted.get(claim.occurrenceId)?.find((m) => m.binding.key === claim.handlerKey);
       if (match) this.enqueue({ ...claim, ...match, maxAttempt: this.options.handlerAttempts });
     }
     return granted;
+  }
+
+  /** How each occurrence a Worker here reported uses the reservation it took as it started the job (WorkerReservations). */
+  private async reservedHere(occurrences: readonly FailureOccurrence[]): Promise<Map<FailureOccurrence, ReservationUse>> {
+    const reservations = this.reservations;
+    const uses = new Map<FailureOccurrence, ReservationUse>();
+    if (!reservations) return uses;
+    await Promise.all(
+      occurrences.map(async (o) => {
+        const attempt = o.source === 'worker' ? failedAttempt(o) : undefined;
+        if (attempt) uses.set(o, await reservations.use(attempt));
+      }),
+    );
+    return uses;
+  }
+
+  /**
+   * Starts the handlers of reserved failures at once, and claims them as they run: nobody
+   * else could take these claims while the reservation lived (they were taken in this
+   * owner's name), so the claim is a record, not a question.
+   */
+  private async startReserved(occurrences: readonly FailureOccurrence[]): Promise<GrantedClaim[]> {
+    const wanted = occurrences.map((o) => ({ o, matches: this.matches(o).filter((m) => !this.held.has(claimMember(m.binding.key, o.id))) }));
+    // Sent before the handlers start, so it is on the wire ahead of anything they send.
+    const converting = this.claims.convert(
+      wanted.map(({ o, matches }) => claimRequest(o, matches)),
+      this.options.markerTtlMs,
+    );
+    const started: Run[] = [];
+    for (const { o, matches } of wanted) {
+      for (const match of matches) {
+        const run: Run = { handlerKey: match.binding.key, occurrenceId: o.id, attempt: 1, ...match, maxAttempt: this.options.handlerAttempts };
+        this.enqueue(run);
+        started.push(run);
+      }
+    }
+    let ours: GrantedClaim[];
+    try {
+      ours = await converting;
+    } catch (error) {
+      this.logger.error(
+        `Started ${started.length} handler(s) on this instance's reservations but could not record their claims: ${message(error)}; ` +
+          'should the reservations lapse before Redis answers, another instance may run them again',
+      );
+      return [];
+    }
+    const confirmed = new Set(ours.map((c) => claimMember(c.handlerKey, c.occurrenceId)));
+    for (const run of started) {
+      if (confirmed.has(claimMember(run.handlerKey, run.occurrenceId))) continue;
+      this.logger.error(
+        `${run.binding.name} started for ${run.occurrenceId} on this instance's reservation, but another instance ` +
+          'claimed it after the reservation lapsed (Redis answered too late): it may run twice',
+      );
+    }
+    return ours;
   }
 
   /**
@@ -390,6 +455,15 @@ export class FailureDispatcher {
   private warnLost(run: Run): void {
     this.logger.warn(`Lost the claim of ${run.binding.name} for ${run.occurrenceId} (lease expired); another instance owns it now`);
   }
+}
+
+function claimRequest(occurrence: FailureOccurrence, matches: readonly HandlerMatch[]): ClaimRequest {
+  return {
+    occurrenceId: occurrence.id,
+    snapshot: toSnapshot(occurrence),
+    handlerKeys: matches.map((m) => m.binding.key),
+    failedAttempt: failedAttempt(occurrence),
+  };
 }
 
 function message(error: unknown): string {

@@ -17,6 +17,20 @@ export class ModuleKeys {
     return `${this.base}:occ:${occurrenceId}`;
   }
 
+  /**
+   * STRING with a TTL: the owner of the Worker that started this attempt of a flow job
+   * (`attemptsStarted`), which runs the handlers of its failure as it sees it; every other
+   * claim is taken in its name while this lives (see RESERVE).
+   */
+  reservation(queueName: string, jobId: string, attemptsStarted: number): string {
+    return `${this.reservationPrefix}${queueName}:${jobId}:${attemptsStarted}`;
+  }
+
+  /** What a reservation key begins with, for the scripts that build one. */
+  get reservationPrefix(): string {
+    return `${this.base}:res:`;
+  }
+
   /** ZSET: claim member -> lease deadline (ms). Expired members are taken over by any replica. */
   get leases(): string {
     return `${this.base}:leases`;

@@ -10,6 +10,7 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
+import type { Job } from 'bullmq';
 import { FailureClassifier } from '../classifier/failure.classifier.js';
 import { type FailureOccurrence, fromSnapshot, parseOccurrenceId } from '../classifier/failure-occurrence.js';
 import { JobLoader } from '../classifier/job-loader.js';
@@ -18,12 +19,13 @@ import { ClaimReaper } from '../dispatcher/claim.reaper.js';
 import { ClaimStore } from '../dispatcher/claim.store.js';
 import { DeadLetterStore } from '../dispatcher/dead-letter.store.js';
 import { FailureDispatcher } from '../dispatcher/failure.dispatcher.js';
+import { WorkerReservations } from '../dispatcher/worker-reservations.js';
 import { HandlerExplorer } from '../discovery/handler.explorer.js';
 import { HandlerRegistry } from '../discovery/handler.registry.js';
 import { type BullSharedConfig, type FlowFailureConfig, resolveConfig } from '../flow-failure.config.js';
 import { BULLMQ_DEFAULT_CONFIG_TOKEN, FLOW_FAILURE_MODULE_OPTIONS } from '../flow-failure.constants.js';
 import type { FlowFailureModuleOptions } from '../interfaces/flow-failure-options.interface.js';
-import { jobKey } from '../redis/job-key.js';
+import { jobKey, parseJobKey } from '../redis/job-key.js';
 import { ModuleKeys } from '../redis/module-keys.js';
 import { RedisConnections } from '../redis/redis-connections.js';
 import type { FailureSignal } from '../sources/failure-signal.js';
@@ -45,6 +47,7 @@ interface Running {
   recent: RecentFailures;
   loader: JobLoader;
   claims: ClaimStore;
+  reservations: WorkerReservations;
   dispatcher: FailureDispatcher;
   deadLetters: DeadLetterStore;
   reaper: ClaimReaper;
@@ -103,13 +106,19 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false });
     const classifier = new FailureClassifier(connections.jobs, loader, config.prefix, recent, parentInterest);
     const claims = new ClaimStore(redis, keys, this.owner, config.leaseMs, config.dedupTtlMs);
-    const dispatcher = new FailureDispatcher(claims, this.registry, {
-      handlerAttempts: config.handlerAttempts,
-      handlerBackoffMs: config.handlerBackoffMs,
-      concurrency: config.concurrency,
-      leaseMs: config.leaseMs,
-      markerTtlMs: Math.max(10 * 60 * 1000, 4 * config.sweepIntervalMs),
-    });
+    const reservations = new WorkerReservations(claims, config.leaseMs);
+    const dispatcher = new FailureDispatcher(
+      claims,
+      this.registry,
+      {
+        handlerAttempts: config.handlerAttempts,
+        handlerBackoffMs: config.handlerBackoffMs,
+        concurrency: config.concurrency,
+        leaseMs: config.leaseMs,
+        markerTtlMs: Math.max(10 * 60 * 1000, 4 * config.sweepIntervalMs),
+      },
+      reservations,
+    );
     const deliver = (signals: FailureSignal[]) => this.deliver(signals);
     const holdersCatchingUp = () => connections.recentlyRecovered(config.leaseMs);
     connections.onRecovered(() => void dispatcher.renew());
@@ -119,6 +128,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       recent,
       loader,
       claims,
+      reservations,
       dispatcher,
       classifier,
       deadLetters: new DeadLetterStore(redis, keys),
@@ -130,7 +140,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         Math.min(1000, Math.floor(config.leaseMs / 2)),
         holdersCatchingUp,
       ),
-      workers: new WorkerSource(config.prefix, deliver),
+      workers: new WorkerSource(config.prefix, deliver, (queueName, job) => {
+        if (job.id && this.failureWanted(queueName, job)) reservations.reserve({ queueName, jobId: job.id, attemptsStarted: job.attemptsStarted });
+      }),
       stream: new StreamSource(redis, connections.blocking, keys, positions, deliver, (limit) => dispatcher.whenBacklogBelow(limit), loader, {
         queues,
         consumer: this.owner,
@@ -163,6 +175,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     if (!running) return;
     const timeout = this.config.shutdownTimeoutMs;
     running.workers.detachAll();
+    // What the Workers still run fails unwatched here: other replicas claim it at once.
+    await within(
+      timeout,
+      running.reservations.release().catch((error: unknown) => this.logger.warn(`Could not give back this instance's reservations (they expire after the lease): ${String(error)}`)),
+    );
     // Each step is bounded: with Redis gone, close() still returns (what is left unacknowledged is recovered later).
     await within(timeout, Promise.all([running.stream.stop(), running.sweep.stop(), running.reaper.stop()]));
     await within(timeout, Promise.allSettled([...this.inFlight]));
@@ -224,6 +241,19 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const delivery = recorded.then(() => undefined);
     this.inFlight.add(delivery);
     return delivery.finally(() => this.inFlight.delete(delivery));
+  }
+
+  /**
+   * Whether a handler may want the failure of a job a Worker starts, as far as the job tells
+   * without asking Redis: a child, or a parent failing on a child's failure (BullMQ's deferred
+   * failure). A parent failing in its own processor is claimed as it fails.
+   */
+  private failureWanted(queueName: string, job: Job): boolean {
+    const parentQueueName = job.parentKey ? parseJobKey(job.parentKey)?.queueName : undefined;
+    return (
+      (parentQueueName !== undefined && this.registry.couldMatch({ kind: 'child-failed', queueName, jobName: job.name, parentQueueName })) ||
+      (job.deferredFailure !== undefined && this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName: job.name, causedByChild: true }))
+    );
   }
 
   private bullConfig(): BullSharedConfig | undefined {

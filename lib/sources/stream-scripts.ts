@@ -3,7 +3,8 @@ import { CLAIM_OCCURRENCE, NOW } from '../dispatcher/claim-scripts.js';
 /**
  * KEYS: events streams. ARGV: group, consumer, count, the failed-children key suffix, the
  * number of children-bookkeeping suffixes and those suffixes; then '1' to claim (else '0')
- * and ClaimStore.claimArgs (leases key, occurrence key prefix, owner, leaseMs, ttl); then per
+ * and ClaimStore.claimArgs (leases key, occurrence key prefix, owner, leaseMs, ttl, reservation
+ * key prefix); then per
  * stream: the id after which to look ('0': from the start), the queue's name, its job key
  * prefix (`<prefix>:<queue>:`), '1' when whether a failed job had children is wanted, and
  * the number of handlers to claim and their keys.
@@ -25,7 +26,8 @@ import { CLAIM_OCCURRENCE, NOW } from '../dispatcher/claim-scripts.js';
  *
  * Claiming, it records a terminal failure (the job has finishedOn) under the occurrence id
  * every source derives (`<queue>:<jobId>:<finishedOn>`, as occurrenceId() builds it) with
- * the claim rule every other path uses (CLAIM_OCCURRENCE), for every handler given: which
+ * the claim rule every other path uses (CLAIM_OCCURRENCE, with the reservation of the
+ * attempt that failed, as ModuleKeys.reservation builds it), for every handler given: which
  * of them match is only known once the job is classified. The snapshot is left to the
  * dispatcher (ClaimStore.forget); until it is stored, a replica taking the claims over
  * rebuilds the occurrence from the job.
@@ -37,8 +39,8 @@ export const READ_FAILED_JOBS = `${NOW}${CLAIM_OCCURRENCE}
 local failedChildrenSuffix, suffixCount = ARGV[4], tonumber(ARGV[5])
 local a = 6 + suffixCount
 local claiming = ARGV[a] == '1'
-local leases, occurrencePrefix, owner, leaseMs, ttl = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5]
-a = a + 6
+local leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
+a = a + 7
 local streams, settings = {}, {}
 for k = 1, #KEYS do
   local count = tonumber(ARGV[a + 4])
@@ -62,9 +64,12 @@ for _, stream in ipairs(reply or {}) do
     if event == 'failed' and jobId then
       local key = setting.prefix .. jobId
       local hash = redis.call('HGETALL', key)
-      local reason, finishedOn
+      local reason, finishedOn, attemptsStarted
       for i = 1, #hash, 2 do
-        if hash[i] == 'failedReason' then reason = hash[i + 1] elseif hash[i] == 'finishedOn' then finishedOn = hash[i + 1] end
+        local field = hash[i]
+        if field == 'failedReason' then reason = hash[i + 1]
+        elseif field == 'finishedOn' then finishedOn = hash[i + 1]
+        elseif field == 'ats' then attemptsStarted = hash[i + 1] end
       end
       local named = reason and string.match(reason, '^child (.+) failed$') or ''
       local namedFailed = 0
@@ -78,7 +83,8 @@ for _, stream in ipairs(reply or {}) do
       local id, granted = '', {}
       if claiming and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
         id = setting.queue .. ':' .. jobId .. ':' .. finishedOn
-        claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, '0', now, 0, granted)
+        local reservation = attemptsStarted and (reservationPrefix .. setting.queue .. ':' .. jobId .. ':' .. attemptsStarted) or ''
+        claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', now, 0, granted, reservation)
       end
       out[#out + 1] = setting.position
       out[#out + 1] = jobId

@@ -3,6 +3,10 @@ import type { Job, Worker } from 'bullmq';
 import type { FailureSignal } from './failure-signal.js';
 
 type FailedListener = (job: Job | undefined, error: Error, prev: string) => void;
+type ActiveListener = (job: Job) => void;
+
+/** What the source does as a Worker starts a job: reserve its failure if a handler may want it. */
+export type OnJobStarted = (queueName: string, job: Job) => void;
 
 /**
  * The fastest source: the app's own Workers, in memory. Keeps only final failures
@@ -11,11 +15,12 @@ type FailedListener = (job: Job | undefined, error: Error, prev: string) => void
  */
 export class WorkerSource {
   private readonly logger = new Logger('FlowFailureModule');
-  private readonly listeners = new Map<Worker, FailedListener>();
+  private readonly listeners = new Map<Worker, { failed: FailedListener; active?: ActiveListener }>();
 
   constructor(
     private readonly prefix: string,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
+    private readonly onJobStarted?: OnJobStarted,
   ) {}
 
   attach(worker: Worker): void {
@@ -37,7 +42,10 @@ export class WorkerSource {
       });
     };
     worker.on('failed', listener);
-    this.listeners.set(worker, listener);
+    const started = this.onJobStarted;
+    const active: ActiveListener | undefined = started && ((job) => started(worker.name, job));
+    if (active) worker.on('active', active);
+    this.listeners.set(worker, { failed: listener, active });
   }
 
   /** Whether a Worker of this queue reports here. */
@@ -46,7 +54,10 @@ export class WorkerSource {
   }
 
   detachAll(): void {
-    for (const [worker, listener] of this.listeners) worker.off('failed', listener);
+    for (const [worker, { failed, active }] of this.listeners) {
+      worker.off('failed', failed);
+      if (active) worker.off('active', active);
+    }
     this.listeners.clear();
   }
 }

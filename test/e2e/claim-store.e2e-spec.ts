@@ -133,4 +133,73 @@ describe('ClaimStore', () => {
     expect(await redis.redis.pttl(keys.occurrence('q:18:100'))).toBeLessThanOrEqual(5_000);
     expect(await owner.recorded(['q:18:100'])).toEqual([true]);
   });
+
+  describe("a Worker's reservation", () => {
+    /** A job hash as BullMQ keeps it: `ats` counts the attempts started, `finishedOn` marks a final one. */
+    const job = async (jobId: string, attemptsStarted: number) => {
+      await redis.redis.hset(`${prefix}:q:${jobId}`, 'ats', attemptsStarted);
+      return { queueName: 'q', jobId, attemptsStarted };
+    };
+    const fail = (jobId: string, finishedOn: number) => redis.redis.hset(`${prefix}:q:${jobId}`, 'finishedOn', finishedOn);
+
+    test('is taken only for the attempt running now, never once it has ended', async () => {
+      const worker = store('worker');
+      const attempt = await job('20', 2);
+      expect(await worker.reserve({ ...attempt, attemptsStarted: 1 })).toBe(false);
+      expect(await worker.reserve(attempt)).toBe(true);
+      expect(await redis.redis.get(keys.reservation('q', '20', 2))).toBe('worker');
+      await fail('20', 100);
+      // Its failure may be claimed by now: reserving it after the fact could run it twice.
+      await redis.redis.del(keys.reservation('q', '20', 2));
+      expect(await worker.reserve(attempt)).toBe(false);
+    });
+
+    test("while it lives, others claim in the reserver's name until it ends; the reserver's convert takes them and ends it", async () => {
+      const worker = store('worker', 1000);
+      const other = store('other');
+      const attempt = await job('21', 1);
+      await worker.reserve(attempt);
+      await fail('21', 100);
+      const reserved = { ...request('q:21:100', 'h1', 'h2'), failedAttempt: attempt };
+
+      expect(await other.claim([reserved], { markerTtlMs: 60_000 })).toEqual([]);
+      expect(await redis.redis.hgetall(keys.occurrence('q:21:100'))).toEqual({ 'h:h1': 'run|worker|1', 'h:h2': 'run|worker|1', e: '{}' });
+      // Their leases end with the reservation: should the reserver be gone, they are taken over then.
+      const lease = await redis.redis.zscore(keys.leases, 'h2|q:21:100');
+      const [seconds, micros] = await redis.redis.time();
+      expect(Number(lease) - (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000))).toBeLessThanOrEqual(1000);
+
+      expect(members(await worker.convert([{ ...request('q:21:100', 'h1'), failedAttempt: attempt }], 60_000))).toEqual(['h1@q:21:100#1']);
+      expect(await redis.redis.exists(keys.reservation('q', '21', 1))).toBe(0);
+      expect(await other.claim([reserved], { markerTtlMs: 60_000 })).toEqual([]);
+    });
+
+    test("the reserver's own claim is granted as usual, and another attempt's reservation changes nothing", async () => {
+      const worker = store('worker');
+      const attempt = await job('22', 1);
+      await worker.reserve(attempt);
+      await fail('22', 100);
+      expect(members(await worker.claim([{ ...request('q:22:100', 'h1'), failedAttempt: attempt }], { markerTtlMs: 60_000 }))).toEqual([
+        'h1@q:22:100#1',
+      ]);
+      const later = await job('23', 3);
+      await worker.reserve(later);
+      const earlier = { ...request('q:23:100', 'h1'), failedAttempt: { ...later, attemptsStarted: 2 } };
+      expect(members(await store('other').claim([earlier], { markerTtlMs: 60_000 }))).toEqual(['h1@q:23:100#1']);
+    });
+
+    test('one that lapses unconverted (its process died): the claims taken in its name are taken over once it ends', async () => {
+      const gone = store('gone', 100);
+      const other = store('other');
+      const attempt = await job('24', 1);
+      await gone.reserve(attempt);
+      await fail('24', 100);
+      const reserved = { ...request('q:24:100', 'h1'), failedAttempt: attempt };
+      expect(await other.claim([reserved], { markerTtlMs: 60_000 })).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(members(await other.claim([reserved], { markerTtlMs: 60_000 }))).toEqual(['h1@q:24:100#2']);
+      // The reserver, back too late, learns that the claim is not its own.
+      expect(await gone.convert([reserved], 60_000)).toEqual([]);
+    });
+  });
 });

@@ -117,4 +117,20 @@ describe('FailedJobsPrefetch', () => {
     expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual([]);
     expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
   });
+
+  test("a failure a Worker reserved is claimed in that Worker's name, not granted to the read", async () => {
+    const failed = await redis.queue('payments').add('charge', {});
+    const key = jobKey(prefix, 'payments', failed.id as string);
+    await redis.redis.hset(key, 'ats', 1);
+    const attempt = { queueName: 'payments', jobId: failed.id as string, attemptsStarted: 1 };
+    expect(await new ClaimStore(redis.connection(), keys, 'worker', 60_000, 60_000).reserve(attempt)).toBe(true);
+    await redis.redis.hset(key, 'failedReason', 'declined', 'finishedOn', 1234);
+    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', failed.id as string);
+    const reader = new ClaimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
+    const { read } = consumer('e', { args: reader.claimArgs(), candidates: () => ['h1'] });
+
+    const id = occurrenceId('payments', failed.id as string, 1234);
+    expect((await read()).found.get(key)?.claimed).toEqual({ occurrenceId: id, granted: [] });
+    expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|worker|1' });
+  });
 });

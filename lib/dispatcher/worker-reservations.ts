@@ -1,0 +1,85 @@
+import { Logger } from '@nestjs/common';
+import type { ClaimStore, JobAttempt } from './claim.store.js';
+
+/**
+ * What a reported failure may do with its reservation: start its handlers before they are
+ * claimed ('run-now'); or claim them as the reserver ('claim-first': too late to start first,
+ * but claims others took in this owner's name meanwhile are this owner's); or nothing ('none').
+ */
+export type ReservationUse = 'run-now' | 'claim-first' | 'none';
+
+interface Reservation {
+  attempt: JobAttempt;
+  /** When it was sent: it lives in Redis for leaseMs from a moment after this. */
+  sentAt: number;
+  taken: Promise<boolean>;
+}
+
+/**
+ * The reservations this process's Workers take as they start flow jobs (ClaimStore.reserve).
+ * A failure a Worker here reports within the first two thirds of its reservation's life
+ * starts its handlers at once, without waiting for a claim: the claim after a failed event
+ * was the one round trip between a Worker's failure and its handler, at the moment Redis
+ * and the Workers are busiest with the parent the failure released. The last third is
+ * left for the claim that records the runs (ClaimStore.convert) to land before the
+ * reservation ends, as a lease is renewed a third of its life early.
+ */
+export class WorkerReservations {
+  private readonly logger = new Logger('FlowFailureModule');
+  /** In the order taken, so the oldest are dropped first. */
+  private readonly reservations = new Map<string, Reservation>();
+  private readonly usableMs: number;
+
+  constructor(
+    private readonly claims: ClaimStore,
+    leaseMs: number,
+  ) {
+    this.usableMs = Math.floor((leaseMs * 2) / 3);
+  }
+
+  /** A Worker here has just started this attempt. Not awaited: the reservation travels while the job runs. */
+  reserve(attempt: JobAttempt): void {
+    const now = Date.now();
+    this.dropOlderThan(now - this.usableMs);
+    const taken = this.claims.reserve(attempt).catch((error: unknown) => {
+      this.logger.warn(`Could not reserve the failure of ${attempt.queueName}:${attempt.jobId} (it is claimed as it fails instead): ${String(error)}`);
+      return false;
+    });
+    this.reservations.set(key(attempt), { attempt, sentAt: now, taken });
+  }
+
+  /**
+   * How the failure of this attempt, reported by a Worker here, uses its reservation: its
+   * handlers start before they are claimed when it was reserved here early enough that the
+   * claim recording them lands while the reservation lives. Each reservation answers once.
+   */
+  async use(attempt: JobAttempt): Promise<ReservationUse> {
+    const reservation = this.reservations.get(key(attempt));
+    if (!reservation) return 'none';
+    this.reservations.delete(key(attempt));
+    if (!(await reservation.taken)) return 'none';
+    return Date.now() - reservation.sentAt < this.usableMs ? 'run-now' : 'claim-first';
+  }
+
+  /**
+   * Gives back the reservations no failure has used, as the Workers stop being watched: a
+   * job still running fails unwatched here, and is claimed by another replica at once
+   * instead of in this owner's name, to be taken over only once the reservation ran out.
+   */
+  async release(): Promise<void> {
+    const unused = [...this.reservations.values()];
+    this.reservations.clear();
+    if (unused.length > 0) await this.claims.unreserve(unused.map((r) => r.attempt));
+  }
+
+  private dropOlderThan(time: number): void {
+    for (const [id, reservation] of this.reservations) {
+      if (reservation.sentAt >= time) return;
+      this.reservations.delete(id);
+    }
+  }
+}
+
+function key({ queueName, jobId, attemptsStarted }: JobAttempt): string {
+  return `${queueName}:${jobId}:${attemptsStarted}`;
+}
