@@ -64,7 +64,7 @@ export class FailureDispatcher {
     private readonly registry: HandlerRegistry,
     private readonly options: DispatcherOptions,
     /** Failures this process's Workers reserved as they started the jobs: their handlers start before the claim. */
-    private readonly reservations?: WorkerReservations,
+    private readonly reservations: WorkerReservations,
   ) {
     this.renewTimer = setInterval(() => void this.renew(), Math.max(50, Math.floor(options.leaseMs / 3)));
   }
@@ -190,13 +190,11 @@ export class FailureDispatcher {
 
   /** How each occurrence a Worker here reported uses the reservation it took as it started the job (WorkerReservations). */
   private async reservedHere(occurrences: readonly FailureOccurrence[]): Promise<Map<FailureOccurrence, ReservationUse>> {
-    const reservations = this.reservations;
     const uses = new Map<FailureOccurrence, ReservationUse>();
-    if (!reservations) return uses;
     await Promise.all(
       occurrences.map(async (o) => {
         const attempt = o.source === 'worker' ? failedAttempt(o) : undefined;
-        if (attempt) uses.set(o, await reservations.use(attempt));
+        if (attempt) uses.set(o, await this.reservations.use(attempt));
       }),
     );
     return uses;

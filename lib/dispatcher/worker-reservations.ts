@@ -8,6 +8,12 @@ import type { ClaimStore, JobAttempt } from './claim.store.js';
  */
 export type ReservationUse = 'run-now' | 'claim-first' | 'none';
 
+/**
+ * The part of a reservation's life in which its failure may start the handlers first; the
+ * rest is for the claim that records them to land, as a lease is renewed a third early.
+ */
+const USABLE_PART = 2 / 3;
+
 interface Reservation {
   attempt: JobAttempt;
   /** When it was sent: it lives in Redis for leaseMs from a moment after this. */
@@ -20,9 +26,7 @@ interface Reservation {
  * A failure a Worker here reports within the first two thirds of its reservation's life
  * starts its handlers at once, without waiting for a claim: the claim after a failed event
  * was the one round trip between a Worker's failure and its handler, at the moment Redis
- * and the Workers are busiest with the parent the failure released. The last third is
- * left for the claim that records the runs (ClaimStore.convert) to land before the
- * reservation ends, as a lease is renewed a third of its life early.
+ * and the Workers are busiest with the parent the failure released.
  */
 export class WorkerReservations {
   private readonly logger = new Logger('FlowFailureModule');
@@ -32,15 +36,16 @@ export class WorkerReservations {
 
   constructor(
     private readonly claims: ClaimStore,
-    leaseMs: number,
+    private readonly leaseMs: number,
   ) {
-    this.usableMs = Math.floor((leaseMs * 2) / 3);
+    this.usableMs = Math.floor(leaseMs * USABLE_PART);
   }
 
   /** A Worker here has just started this attempt. Not awaited: the reservation travels while the job runs. */
   reserve(attempt: JobAttempt): void {
     const now = Date.now();
-    this.dropOlderThan(now - this.usableMs);
+    // Expired in Redis by now, and never answered: a failure report no longer needs them.
+    this.dropOlderThan(now - this.leaseMs);
     const taken = this.claims.reserve(attempt).catch((error: unknown) => {
       this.logger.warn(`Could not reserve the failure of ${attempt.queueName}:${attempt.jobId} (it is claimed as it fails instead): ${String(error)}`);
       return false;

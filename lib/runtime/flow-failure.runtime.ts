@@ -141,7 +141,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         holdersCatchingUp,
       ),
       workers: new WorkerSource(config.prefix, deliver, (queueName, job) => {
-        if (job.id && this.failureWanted(queueName, job)) reservations.reserve({ queueName, jobId: job.id, attemptsStarted: job.attemptsStarted });
+        if (job.id && job.attemptsStarted > 0 && this.failureWanted(queueName, job)) {
+          reservations.reserve({ queueName, jobId: job.id, attemptsStarted: job.attemptsStarted });
+        }
       }),
       stream: new StreamSource(redis, connections.blocking, keys, positions, deliver, (limit) => dispatcher.whenBacklogBelow(limit), loader, {
         queues,

@@ -15,12 +15,12 @@ export type OnJobStarted = (queueName: string, job: Job) => void;
  */
 export class WorkerSource {
   private readonly logger = new Logger('FlowFailureModule');
-  private readonly listeners = new Map<Worker, { failed: FailedListener; active?: ActiveListener }>();
+  private readonly listeners = new Map<Worker, { failed: FailedListener; active: ActiveListener }>();
 
   constructor(
     private readonly prefix: string,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
-    private readonly onJobStarted?: OnJobStarted,
+    private readonly onJobStarted: OnJobStarted,
   ) {}
 
   attach(worker: Worker): void {
@@ -42,9 +42,8 @@ export class WorkerSource {
       });
     };
     worker.on('failed', listener);
-    const started = this.onJobStarted;
-    const active: ActiveListener | undefined = started && ((job) => started(worker.name, job));
-    if (active) worker.on('active', active);
+    const active: ActiveListener = (job) => this.onJobStarted(worker.name, job);
+    worker.on('active', active);
     this.listeners.set(worker, { failed: listener, active });
   }
 
@@ -56,7 +55,7 @@ export class WorkerSource {
   detachAll(): void {
     for (const [worker, { failed, active }] of this.listeners) {
       worker.off('failed', failed);
-      if (active) worker.off('active', active);
+      worker.off('active', active);
     }
     this.listeners.clear();
   }
