@@ -20,7 +20,7 @@ import { preciseNow } from './clock.js';
  *   <source>:signal    finishedOn -> the classifier gets the signal (Worker event / stream read)
  *   <source>:classify  classify() of the batch the signal came in (job loads, EXISTS, root cause)
  *   <source>:claim     classify() resolved -> its claim script answered (waits for the whole batch's classification;
- *                      0 when the stream's read took the claims)
+ *                      0 when the stream's read took the claims, or a Worker's reservation let the handlers start first)
  *   <source>:queue     claim answered -> the handler's first line (the dispatcher's queue)
  *   <source>:total     finishedOn -> the handler's first line
  * per call: load (Job.fromId), claim (one claim script, for one occurrence or a batch),
@@ -123,7 +123,8 @@ export function installTracer(): Tracer {
       const key = `${occurrenceId}|${source}`;
       const timeline = timelines.get(key);
       if (!timeline) return;
-      // Claims the stream's read took arrive with the job: nothing is claimed after classifying.
+      // Claims the stream's read took arrive with the job, and a reserved failure's handlers
+      // start before their claim: nothing is waited for after classifying.
       const claimEnd = claimedAt.get(occurrenceId) ?? timeline.classifyEnd;
       timelines.delete(key);
       claimedAt.delete(occurrenceId);
