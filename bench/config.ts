@@ -13,7 +13,14 @@ export interface BenchConfig {
   variants?: VariantName[];
   workerConcurrency: number;
   latency: { flows: number; warmupFlows: number; flowsPerSecond: number; rounds: number; throughputFlows: number };
-  overhead: { successes: number; failures: number; jobsPerMinute: number; variants: VariantName[] };
+  overhead: {
+    successes: number;
+    /** 'jobs': plain jobs; 'flows': successful flows of a parent and one child (two jobs each). */
+    successKind: 'jobs' | 'flows';
+    failures: number;
+    jobsPerMinute: number;
+    variants: VariantName[];
+  };
   memory: { failures: number; batchFailures: number; variants: VariantName[] };
   catchUp: { failures: number; eventsMaxLen: number };
   /** Write CPU profiles of the app processes (node --cpu-prof) to this folder. */
@@ -52,6 +59,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     },
     overhead: {
       successes: count('BENCH_OVERHEAD_JOBS', 50_000, 1000),
+      successKind: oneOf('BENCH_OVERHEAD_SUCCESSES', env.BENCH_OVERHEAD_SUCCESSES, ['jobs', 'flows'] as const, 'jobs'),
       // 2 failures per fail-parent flow: 500 failures = 250 flows.
       failures: 2 * Math.round(count('BENCH_OVERHEAD_FAILURES', 500, 20) / 2),
       jobsPerMinute: positive('BENCH_JOBS_PER_MINUTE', env.BENCH_JOBS_PER_MINUTE, 50_000),
@@ -93,4 +101,10 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
 function list(raw: string | undefined): string[] | undefined {
   const items = raw?.split(',').map((item) => item.trim()).filter(Boolean);
   return items && items.length > 0 ? items : undefined;
+}
+
+function oneOf<T extends string>(name: string, raw: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new Error(`${name}: expected one of ${allowed.join(', ')}, got ${raw}`);
+  return raw as T;
 }

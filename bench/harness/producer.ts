@@ -7,8 +7,8 @@ const KEEP_COMPLETED = { count: 1000 };
 
 /**
  * Adds the bench's jobs from the bench process, outside the app under test: fail-parent
- * flows (a parent in `parents`, one child in `children` that fails and fails the parent) and
- * plain successful jobs.
+ * flows (a parent in `parents`, one child in `children` that fails and fails the parent),
+ * plain successful jobs and successful flows.
  */
 export class Producer {
   private readonly flowProducer: FlowProducer;
@@ -26,6 +26,12 @@ export class Producer {
   /** Creates the queues, which writes their meta (events max length) before any job is added. */
   async ready(): Promise<void> {
     for (const name of WATCHED_QUEUES) await this.queue(name).getVersion();
+  }
+
+  /** A flow whose parent (in `parents`) and child (in `children`) both succeed. */
+  static successfulFlow(): FlowJob {
+    const opts = { removeOnComplete: KEEP_COMPLETED };
+    return { name: 'parent', queueName: PARENTS_QUEUE, data: {}, opts, children: [{ name: 'child', queueName: CHILDREN_QUEUE, data: {}, opts }] };
   }
 
   static failParentFlow(phase: string, index: number): FlowJob {
@@ -47,6 +53,11 @@ export class Producer {
       for (let i = start; i < end; i++) flows.push(Producer.failParentFlow(phase, i));
       await this.flowProducer.addBulk(flows);
     }
+  }
+
+  /** `count` successful flows, two jobs each. */
+  async addSuccessfulFlows(count: number): Promise<void> {
+    await this.flowProducer.addBulk(Array.from({ length: count }, () => Producer.successfulFlow()));
   }
 
   async addSuccesses(queueName: string, count: number): Promise<void> {

@@ -46,7 +46,7 @@ export const overheadScenario: Scenario = async (context) => {
   }
   const extraPerJob = (r: OverheadResult) => (none ? (commandsOf(r) - commandsOf(none)) / r.jobs : undefined);
   const extraCpu = (r: OverheadResult) => (none ? r.appCpuSeconds - none.appCpuSeconds : undefined);
-  const { successes, failures, jobsPerMinute } = context.config.overhead;
+  const { successes, successKind, failures, jobsPerMinute } = context.config.overhead;
   const targets: TargetCheck[] = results
     .filter((r) => r.lag.measured)
     .map((r) => ({
@@ -58,10 +58,13 @@ export const overheadScenario: Scenario = async (context) => {
   return {
     scenario: 'overhead',
     targets,
-    data: { successes, failures, jobsPerMinute, results: results.map(({ commandTotals: _omit, ...rest }) => rest) },
+    data: { successes, successKind, failures, jobsPerMinute, results: results.map(({ commandTotals: _omit, ...rest }) => rest) },
     tables: [
       {
-        title: `Read overhead on a busy queue: ${format.int(successes)} successful jobs + ${failures} failures at ${format.int(jobsPerMinute)} jobs/min`,
+        title:
+          `Read overhead on a busy queue: ${format.int(successes)} successful jobs` +
+          `${successKind === 'flows' ? ` (in ${format.int(successes / 2)} flows of a parent and a child)` : ''}` +
+          ` + ${failures} failures at ${format.int(jobsPerMinute)} jobs/min`,
         columns: ['variant', 'handled', 'app CPU s', 'extra CPU s', 'CPU ratio', 'Redis CPU s', 'cmds/job', 'extra cmds/job', 'lag p99 ms', 'lag max ms', 'max behind'],
         rows: results.map((r) => [
           r.variant,
@@ -91,7 +94,7 @@ interface Measured extends OverheadResult {
 }
 
 async function measure(context: ScenarioContext, variant: VariantName): Promise<Measured> {
-  const { successes, failures, jobsPerMinute } = context.config.overhead;
+  const { successes, successKind, failures, jobsPerMinute } = context.config.overhead;
   const flows = failures / 2;
   const jobs = successes + failures;
   const prefix = uniquePrefix('overhead', variant);
@@ -110,11 +113,13 @@ async function measure(context: ScenarioContext, variant: VariantName): Promise<
     const perSecond = jobsPerMinute / 60;
     const seconds = successes / perSecond;
     await Promise.all([
-      // Successful jobs, half on each queue, one addBulk per queue per tick.
-      sendPaced(successes, perSecond, TICK_MS, async (_from, count) => {
-        const half = Math.floor(count / 2);
-        await Promise.all([producer.addSuccesses(PARENTS_QUEUE, count - half), producer.addSuccesses(CHILDREN_QUEUE, half)]);
-      }),
+      // Successful jobs, half on each queue, one addBulk per queue per tick (or flows of a parent and a child).
+      successKind === 'flows'
+        ? sendPaced(successes / 2, perSecond / 2, TICK_MS, (_from, count) => producer.addSuccessfulFlows(count))
+        : sendPaced(successes, perSecond, TICK_MS, async (_from, count) => {
+            const half = Math.floor(count / 2);
+            await Promise.all([producer.addSuccesses(PARENTS_QUEUE, count - half), producer.addSuccesses(CHILDREN_QUEUE, half)]);
+          }),
       // The failures, spread over the same time.
       sendPaced(flows, flows / seconds, TICK_MS, (from, count) => producer.addFlows('o', from, count)),
     ]);
