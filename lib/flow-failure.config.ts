@@ -15,6 +15,7 @@ export interface FlowFailureConfig {
   dedupTtlMs: number;
   leaseMs: number;
   sources: LiveSource[];
+  workerReservations: boolean;
   sweepIntervalMs: number;
   concurrency: number;
   shutdownTimeoutMs: number;
@@ -36,6 +37,7 @@ const KNOWN_OPTIONS: readonly (keyof FlowFailureModuleOptions)[] = [
   'dedupTtlMs',
   'leaseMs',
   'sources',
+  'workerReservations',
   'sweepIntervalMs',
   'concurrency',
   'shutdownTimeoutMs',
@@ -54,6 +56,11 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     if (value === undefined) return fallback;
     if (typeof value !== 'string' || value.trim() === '') fail(`${name} must be a non-empty string`);
     return value as string;
+  };
+  const flag = (name: string, value: unknown, fallback: boolean): boolean => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') fail(`${name} must be true or false, got ${JSON.stringify(value)}`);
+    return value as boolean;
   };
   const number = (name: keyof FlowFailureModuleOptions, min: number): number => {
     const value = options[name] ?? DEFAULTS[name as keyof typeof DEFAULTS];
@@ -86,6 +93,7 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     dedupTtlMs: number('dedupTtlMs', 1000),
     leaseMs: number('leaseMs', 1000),
     sources: [...new Set(sources)],
+    workerReservations: flag('workerReservations', options.workerReservations, true),
     sweepIntervalMs: number('sweepIntervalMs', 0),
     concurrency: number('concurrency', 1),
     shutdownTimeoutMs: number('shutdownTimeoutMs', 0),

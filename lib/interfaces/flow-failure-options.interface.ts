@@ -27,6 +27,13 @@ export interface FlowFailureModuleOptions {
    * Worker's process but the sweep; without 'worker' jobs removed by `removeOnFail` are missed.
    */
   sources?: LiveSource[];
+  /**
+   * Default true: as a Worker of this app starts a flow job whose failure a handler may
+   * want, it reserves that failure (one short script per job started), so that a failure
+   * reaches its handlers without a claim's round trip. `false` saves the script on busy flow
+   * queues whose jobs rarely fail; their failures are then claimed as they fail.
+   */
+  workerReservations?: boolean;
   /** Default 30 s: how often the failed sets are swept for failures no other source delivered; 0 turns the sweep off. */
   sweepIntervalMs?: number;
   /** Default 50: handler runs at once in this app instance. */

@@ -141,7 +141,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         holdersCatchingUp,
       ),
       workers: new WorkerSource(config.prefix, deliver, (queueName, job) => {
-        if (job.id && job.attemptsStarted > 0 && this.failureWanted(queueName, job)) {
+        if (config.workerReservations && job.id && job.attemptsStarted > 0 && this.failureWanted(queueName, job)) {
           reservations.reserve({ queueName, jobId: job.id, attemptsStarted: job.attemptsStarted });
         }
       }),

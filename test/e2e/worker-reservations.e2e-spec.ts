@@ -130,4 +130,22 @@ describe("a Worker's reservations", () => {
     expect(jobIds(other, 'parent')).toEqual([flow.job.id]);
     expect(closing.log.runs).toEqual([]);
   });
+
+  test('with workerReservations: false, nothing is reserved, and each handler still runs once', async () => {
+    const app = await start({ processors: queues, options: { queues, workerReservations: false } });
+    const flow = await spec.redis.flows.add({
+      name: 'order',
+      queueName: 'orders',
+      children: [{ name: 'charge', queueName: 'payments', data: { fail: true, sleepMs: 300 }, opts: { failParentOnFailure: true } }],
+    });
+    await waitUntil('the charge running', async () => (await flow.children?.[0].job.getState()) === 'active');
+    // A third into the charge's run: a reservation would have been taken by now.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await reservations()).toEqual([]);
+    await waitUntil('both handlers ran', () => app.log.runs.length >= 2);
+    await settle(app);
+    expect(jobIds(app, 'child')).toEqual([flow.children?.[0].job.id]);
+    expect(jobIds(app, 'parent')).toEqual([flow.job.id]);
+    expect(await reservations()).toEqual([]);
+  });
 });

@@ -14,6 +14,7 @@ describe('resolveConfig', () => {
       dedupTtlMs: 7 * 24 * 3600 * 1000,
       leaseMs: 30_000,
       sources: ['worker', 'stream'],
+      workerReservations: true,
       sweepIntervalMs: 30_000,
       concurrency: 50,
       shutdownTimeoutMs: 10_000,
@@ -33,6 +34,7 @@ describe('resolveConfig', () => {
     [{ queues: ['a:b'] }, /queues: "a:b" is not a queue name/],
     [{ prefix: '' }, /prefix must be a non-empty string/],
     [{ sources: ['sweep'] }, /sources must be an array of 'worker' and 'stream'/],
+    [{ workerReservations: 'no' }, /workerReservations must be true or false, got "no"/],
   ])('rejects %j', (options, message) => {
     expect(() => resolveConfig(options as never)).toThrow(FlowFailureConfigError);
     expect(() => resolveConfig(options as never)).toThrow(message);
