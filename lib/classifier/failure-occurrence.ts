@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { JobAttempt } from '../dispatcher/claim.store.js';
+import type { JobAttempt } from '../redis/job-key.js';
 import type { ChildFailedEvent, FailureSource, ParentFailedEvent } from '../interfaces/failure-events.interface.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { jobKey } from '../redis/job-key.js';
+import { type JobAttempt, jobKey } from '../redis/job-key.js';
 import { ModuleKeys, parseClaimMember } from '../redis/module-keys.js';
 import { CLAIM, DISCARD, DROP, EXPIRED, FORGET, LEASE, RECORDED, RESERVE, SETTLE } from './claim-scripts.js';
 
@@ -33,14 +33,6 @@ export function grantedClaims(flat: readonly unknown[], occurrenceAt: (position:
     granted.push({ occurrenceId: occurrenceAt(Number(flat[i])), handlerKey: String(flat[i + 1]), attempt: Number(flat[i + 2]) });
   }
   return granted;
-}
-
-/** One attempt of a job: a Worker's reservation is for the attempt it started. */
-export interface JobAttempt {
-  queueName: string;
-  jobId: string;
-  /** BullMQ's `attemptsStarted` (`ats`): counts every start, so each names one attempt. */
-  attemptsStarted: number;
 }
 
 /** One occurrence to record, with the handlers that want it. */
@@ -94,11 +86,10 @@ export class ClaimStore {
     private readonly dedupTtlMs: number,
   ) {
     redis.defineCommand('ffClaim', { lua: CLAIM });
-    // The claim is the one round trip between a Worker's failed event and its handler: sent
-    // at once, not held for the auto-pipeline's next flush (a setImmediate, after whatever
-    // I/O the Workers have queued).
-    // A reservation is taken as a Worker starts the job, and must be in before it fails.
     redis.defineCommand('ffReserve', { numberOfKeys: 2, lua: RESERVE });
+    // Sent at once, not held for the auto-pipeline's next flush (a setImmediate, after
+    // whatever I/O the Workers have queued): a reservation must be in before its job fails,
+    // and a claim is the round trip between a failure and its handler.
     redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), 'ffClaim', 'ffReserve'];
     redis.defineCommand('ffSettle', { lua: SETTLE });
     redis.defineCommand('ffForget', { lua: FORGET });

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { ClaimStore, JobAttempt } from './claim.store.js';
+import type { JobAttempt } from '../redis/job-key.js';
+import type { ClaimStore } from './claim.store.js';
 
 /**
  * What a reported failure may do with its reservation: start its handlers before they are

@@ -5,6 +5,14 @@ export interface ParsedJobKey extends JobRef {
   prefix: string;
 }
 
+/** One attempt of a job: a Worker's reservation is for the attempt it started. */
+export interface JobAttempt {
+  queueName: string;
+  jobId: string;
+  /** BullMQ's `attemptsStarted` (`ats`): counts every start, so each names one attempt. */
+  attemptsStarted: number;
+}
+
 export function jobKey(prefix: string, queueName: string, jobId: string): string {
   return `${prefix}:${queueName}:${jobId}`;
 }

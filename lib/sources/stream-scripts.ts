@@ -3,11 +3,10 @@ import { CLAIM_OCCURRENCE, NOW } from '../dispatcher/claim-scripts.js';
 /**
  * KEYS: events streams. ARGV: group, consumer, count, the failed-children key suffix, the
  * number of children-bookkeeping suffixes and those suffixes; then '1' to claim (else '0')
- * and ClaimStore.claimArgs (leases key, occurrence key prefix, owner, leaseMs, ttl, reservation
- * key prefix); then per
- * stream: the id after which to look ('0': from the start), the queue's name, its job key
- * prefix (`<prefix>:<queue>:`), '1' when whether a failed job had children is wanted, and
- * the number of handlers to claim and their keys.
+ * and ClaimStore.claimArgs (leases key, occurrence key prefix, owner, leaseMs, ttl,
+ * reservation key prefix); then per stream: the id after which to look ('0': from the
+ * start), the queue's name, its job key prefix (`<prefix>:<queue>:`), '1' when whether a
+ * failed job had children is wanted, and the number of handlers to claim and their keys.
  *
  * For each entry this consumer holds past that id that reports a failure, returns eight
  * values: stream position (1-based), job id, the job's hash (empty when the job is gone),
