@@ -141,6 +141,13 @@ describe('ClaimStore', () => {
       return { queueName: 'q', jobId, attemptsStarted };
     };
     const fail = (jobId: string, finishedOn: number) => redis.redis.hset(`${prefix}:q:${jobId}`, 'finishedOn', finishedOn);
+    /** A job's first attempt, reserved by `reserver` as it starts, then failed (finishedOn 100). */
+    const reservedFailure = async (reserver: ClaimStore, jobId: string) => {
+      const attempt = await job(jobId, 1);
+      expect(await reserver.reserve(attempt)).toBe(true);
+      await fail(jobId, 100);
+      return attempt;
+    };
 
     test('is taken only for the attempt running now, never once it has ended', async () => {
       const worker = store('worker');
@@ -157,9 +164,7 @@ describe('ClaimStore', () => {
     test("while it lives, others claim in the reserver's name until it ends; the reserver's convert takes them and ends it", async () => {
       const worker = store('worker', 1000);
       const other = store('other');
-      const attempt = await job('21', 1);
-      await worker.reserve(attempt);
-      await fail('21', 100);
+      const attempt = await reservedFailure(worker, '21');
       const reserved = { ...request('q:21:100', 'h1', 'h2'), failedAttempt: attempt };
 
       expect(await other.claim([reserved], { markerTtlMs: 60_000 })).toEqual([]);
@@ -176,9 +181,7 @@ describe('ClaimStore', () => {
 
     test("the reserver's own claim is granted as usual, and another attempt's reservation changes nothing", async () => {
       const worker = store('worker');
-      const attempt = await job('22', 1);
-      await worker.reserve(attempt);
-      await fail('22', 100);
+      const attempt = await reservedFailure(worker, '22');
       expect(members(await worker.claim([{ ...request('q:22:100', 'h1'), failedAttempt: attempt }], { markerTtlMs: 60_000 }))).toEqual([
         'h1@q:22:100#1',
       ]);
@@ -191,9 +194,7 @@ describe('ClaimStore', () => {
     test('one that lapses unconverted (its process died): the claims taken in its name are taken over once it ends', async () => {
       const gone = store('gone', 100);
       const other = store('other');
-      const attempt = await job('24', 1);
-      await gone.reserve(attempt);
-      await fail('24', 100);
+      const attempt = await reservedFailure(gone, '24');
       const reserved = { ...request('q:24:100', 'h1'), failedAttempt: attempt };
       expect(await other.claim([reserved], { markerTtlMs: 60_000 })).toEqual([]);
       await new Promise((resolve) => setTimeout(resolve, 150));
