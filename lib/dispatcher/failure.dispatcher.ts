@@ -170,10 +170,7 @@ export class FailureDispatcher {
 
   /** `asReserver`: claims taken in this owner's name while its reservation lived are its own (ClaimStore.convert). */
   private async claimAndQueue(occurrences: readonly FailureOccurrence[], asReserver: (o: FailureOccurrence) => boolean): Promise<GrantedClaim[]> {
-    // A claim this process already holds is running or waiting here; claiming it again would run it twice.
-    const wanted = new Map(
-      occurrences.map((o) => [o.id, this.matches(o).filter((m) => !this.held.has(claimMember(m.binding.key, o.id)))]),
-    );
+    const wanted = new Map(occurrences.map((o) => [o.id, this.unheldMatches(o)]));
     const requests = occurrences.map((occurrence) => claimRequest(occurrence, wanted.get(occurrence.id) ?? []));
     const reserver = occurrences.map(asReserver);
     const [granted, converted] = await Promise.all([
@@ -206,7 +203,7 @@ export class FailureDispatcher {
    * owner's name), so the claim is a record, not a question.
    */
   private async startReserved(occurrences: readonly FailureOccurrence[]): Promise<GrantedClaim[]> {
-    const wanted = occurrences.map((o) => ({ o, matches: this.matches(o).filter((m) => !this.held.has(claimMember(m.binding.key, o.id))) }));
+    const wanted = occurrences.map((o) => ({ o, matches: this.unheldMatches(o) }));
     // Sent before the handlers start, so it is on the wire ahead of anything they send.
     const converting = this.claims.convert(
       wanted.map(({ o, matches }) => claimRequest(o, matches)),
@@ -289,6 +286,11 @@ export class FailureDispatcher {
       else unwanted.push(claim.handlerKey);
     }
     return { matching, unwanted };
+  }
+
+  /** The matches not already held here: a claim held here is running or waiting; taking it again would run it twice. */
+  private unheldMatches(occurrence: FailureOccurrence): HandlerMatch[] {
+    return this.matches(occurrence).filter((m) => !this.held.has(claimMember(m.binding.key, occurrence.id)));
   }
 
   private matches(occurrence: FailureOccurrence): HandlerMatch[] {

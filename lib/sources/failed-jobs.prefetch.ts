@@ -61,7 +61,7 @@ export class FailedJobsPrefetch {
     this.streams = [...queueOfStream.keys()];
     // Asked once: the handlers are all known by the time a source is built.
     this.sharedArgs = [failedChildrenKey(''), CHILDREN_BOOKKEEPING.length, ...CHILDREN_BOOKKEEPING.map((suffix) => `:${suffix}`)];
-    this.sharedArgs.push(claimRules ? '1' : '0', ...(claimRules?.args ?? ['', '', '', 0, 0, '']));
+    this.sharedArgs.push(...(claimRules ? ['1', ...claimRules.args] : ['0']));
     this.streamArgs = this.streams.map((stream) => {
       const queue = queueOfStream.get(stream) as string;
       const candidates = claimRules?.candidates(queue) ?? [];

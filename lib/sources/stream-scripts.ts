@@ -2,11 +2,12 @@ import { CLAIM_OCCURRENCE, NOW } from '../dispatcher/claim-scripts.js';
 
 /**
  * KEYS: events streams. ARGV: group, consumer, count, the failed-children key suffix, the
- * number of children-bookkeeping suffixes and those suffixes; then '1' to claim (else '0')
- * and ClaimStore.claimArgs (leases key, occurrence key prefix, owner, leaseMs, ttl,
- * reservation key prefix); then per stream: the id after which to look ('0': from the
- * start), the queue's name, its job key prefix (`<prefix>:<queue>:`), '1' when whether a
- * failed job had children is wanted, and the number of handlers to claim and their keys.
+ * number of children-bookkeeping suffixes and those suffixes; then '1' followed by
+ * ClaimStore.claimArgs (leases key, occurrence key prefix, owner, leaseMs, ttl, reservation
+ * key prefix) to claim, or '0' alone; then per stream: the id after which to look ('0':
+ * from the start), the queue's name, its job key prefix (`<prefix>:<queue>:`), '1' when
+ * whether a failed job had children is wanted, and the number of handlers to claim and
+ * their keys.
  *
  * For each entry this consumer holds past that id that reports a failure, returns eight
  * values: stream position (1-based), job id, the job's hash (empty when the job is gone),
@@ -38,8 +39,13 @@ export const READ_FAILED_JOBS = `${NOW}${CLAIM_OCCURRENCE}
 local failedChildrenSuffix, suffixCount = ARGV[4], tonumber(ARGV[5])
 local a = 6 + suffixCount
 local claiming = ARGV[a] == '1'
-local leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
-a = a + 7
+local leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix
+if claiming then
+  leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
+  a = a + 7
+else
+  a = a + 1
+end
 local streams, settings = {}, {}
 for k = 1, #KEYS do
   local count = tonumber(ARGV[a + 4])
