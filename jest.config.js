@@ -4,10 +4,16 @@ export default {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   extensionsToTreatAsEsm: ['.ts'],
-  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] },
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+    // The Lua scripts are imported as text, as the build's text loader does.
+    '^.+\\.lua$': '<rootDir>/test/support/lua-transform.cjs',
+  },
+  // Tests import the package by its name, as users do; here it is the source.
+  moduleNameMapper: { '^nestjs-flow-failure$': '<rootDir>/lib/index.ts', '^(\\.{1,2}/.*)\\.js$': '$1' },
   globalSetup: '<rootDir>/test/support/global-setup.mjs',
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 60000,
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json', 'lua'],
   maxWorkers: 2,
 };

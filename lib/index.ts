@@ -2,8 +2,8 @@ export { FlowFailureModule } from './flow-failure.module.js';
 export { FlowFailureService, type ReplayResult } from './service/flow-failure.service.js';
 export { OnParentFailed } from './decorators/on-parent-failed.decorator.js';
 export { OnChildFailed } from './decorators/on-child-failed.decorator.js';
-export type { DeadLetter } from './dispatcher/dead-letter.js';
-export type { RunResult } from './dispatcher/failure.dispatcher.js';
+export type { DeadLetter } from './dead-letters/dead-letter.js';
+export type { RunResult } from './dispatcher/run.js';
 export type {
   ChildFailedEvent,
   FailureSource,
@@ -21,3 +21,11 @@ export type {
   LiveSource,
 } from './interfaces/flow-failure-options.interface.js';
 export { FlowFailureConfigError, RedisUnreachableError } from './errors/index.js';
+export {
+  DIAGNOSTICS_CHANNELS,
+  type ClaimTrace,
+  type ClassifyTrace,
+  type LoadJobTrace,
+  type StreamReadMessage,
+  type TracedOccurrence,
+} from './diagnostics.js';

@@ -1,6 +1,6 @@
 import { BullModule, type WorkerHost } from '@nestjs/bullmq';
 import { Module, type Provider, type Type } from '@nestjs/common';
-import { FlowFailureModule } from '../../lib/index.js';
+import { FlowFailureModule } from 'nestjs-flow-failure';
 import { connectionOf } from '../shared/connection.js';
 import type { AppSpec } from '../shared/protocol.js';
 import { WATCHED_QUEUES } from '../shared/queues.js';

@@ -19,7 +19,7 @@ export interface ProfileSummary {
   top: { fn: string; where: string; area: string; selfMs: number; share: string }[];
 }
 
-/** Where a frame's code lives: the library under test is `lib/`. */
+/** Where a frame's code lives: the library under test is the built `dist/index.js`. */
 function areaOf(url: string, functionName: string): string {
   if (url === '') {
     if (functionName === '(garbage collector)') return 'gc';
@@ -27,7 +27,7 @@ function areaOf(url: string, functionName: string): string {
     if (functionName === '(program)') return 'program';
     return 'native';
   }
-  if (url.includes('/dist/lib/')) return 'lib (this module)';
+  if (/\/dist\/index\.c?js$/.test(url) && !url.includes('node_modules/')) return 'lib (this module)';
   if (url.includes('/dist/bench/')) return 'bench';
   if (url.includes('node_modules/bullmq/')) return 'bullmq';
   if (url.includes('node_modules/ioredis/') || url.includes('node_modules/@ioredis/')) return 'ioredis';

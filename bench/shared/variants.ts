@@ -1,4 +1,4 @@
-import type { LiveSource } from '../../lib/index.js';
+import type { LiveSource } from 'nestjs-flow-failure';
 
 /** How the app process reacts to failures. */
 export type ListenerKind = 'none' | 'raw-queue-events' | 'nest-on-queue-event' | 'flow-failure-module' | 'hand-written-reader';

@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
-import type { JobAttempt } from '../redis/job-key.js';
+import { parseOccurrenceId } from '../claims/formats.js';
+import type { JobAttempt } from '../redis/redis-keys.js';
 import type { ChildFailedEvent, FailureSource, ParentFailedEvent } from '../interfaces/failure-events.interface.js';
 
 /**
@@ -7,7 +8,7 @@ import type { ChildFailedEvent, FailureSource, ParentFailedEvent } from '../inte
  * (the middle of a cascade) carries both events.
  */
 export interface FailureOccurrence {
-  /** `${queueName}:${jobId}:${finishedOn}`: every source and replica derives the same one. */
+  /** See occurrenceId() in claims/formats.ts: every source and replica derives the same one. */
   id: string;
   queueName: string;
   jobId: string;
@@ -30,19 +31,6 @@ export interface OccurrenceSnapshot {
 export function failedAttempt(occurrence: FailureOccurrence): JobAttempt | undefined {
   const { queueName, jobId, attemptsStarted } = occurrence;
   return attemptsStarted ? { queueName, jobId, attemptsStarted } : undefined;
-}
-
-export function occurrenceId(queueName: string, jobId: string, finishedOn: number): string {
-  return `${queueName}:${jobId}:${finishedOn}`;
-}
-
-/** The parts of an occurrence id (a queue name has no ':'; a job id may). */
-export function parseOccurrenceId(id: string): { queueName: string; jobId: string; finishedOn: number } | undefined {
-  const first = id.indexOf(':');
-  const last = id.lastIndexOf(':');
-  const finishedOn = id.slice(last + 1);
-  if (first <= 0 || last <= first + 1 || !/^\d+$/.test(finishedOn)) return undefined;
-  return { queueName: id.slice(0, first), jobId: id.slice(first + 1, last), finishedOn: Number(finishedOn) };
 }
 
 export function toSnapshot(occurrence: FailureOccurrence): string {

@@ -1,16 +1,11 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobRef, RootCause } from '../interfaces/failure-events.interface.js';
-import {
-  CHILDREN_BOOKKEEPING,
-  failedChildrenKey,
-  jobKey,
-  parseDeferredFailure,
-  parseJobKey,
-  type ParsedJobKey,
-} from '../redis/job-key.js';
-import type { FailureSignal, StoredFacts } from '../sources/failure-signal.js';
-import { type FailureOccurrence, occurrenceId } from './failure-occurrence.js';
+import { occurrenceId } from '../claims/formats.js';
+import { traced, tracing } from '../diagnostics.js';
+import { type ParsedJobKey, type RedisKeys, parseDeferredFailure, parseJobKey } from '../redis/redis-keys.js';
+import type { FailureOccurrence } from './failure-occurrence.js';
+import type { FailureSignal, StoredFacts } from './failure-signal.js';
 import type { JobLoader } from './job-loader.js';
 import { parentPolicyOf } from './parent-policy.js';
 import type { RecentFailures } from './recent-failures.js';
@@ -39,25 +34,29 @@ export class FailureClassifier {
   constructor(
     private readonly redis: Redis,
     private readonly loader: JobLoader,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
     private readonly recent: RecentFailures,
     private readonly parentInterest: ParentInterest,
   ) {}
 
-  async classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
+  classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
+    return traced(tracing.classify, () => ({ signals }), () => this.classifyAll(signals));
+  }
+
+  private async classifyAll(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
     // The jobs of this batch: a Worker's job in memory is used as it is, and one loaded
     // (or being loaded: the loader shares those) is not asked for again by a root-cause walk.
     const loads = new Map<string, Promise<Job | undefined>>();
     const load = (ref: ParsedJobKey): Promise<Job | undefined> => {
       let pending = loads.get(ref.key);
       if (!pending) {
-        pending = this.loader.load(ref.prefix, ref.queueName, ref.jobId);
+        pending = this.loader.load(ref.queueName, ref.jobId, ref.prefix);
         loads.set(ref.key, pending);
       }
       return pending;
     };
     for (const signal of signals) {
-      if (signal.job) loads.set(jobKey(this.prefix, signal.queueName, signal.jobId), Promise.resolve(signal.job));
+      if (signal.job) loads.set(this.keys.job(signal.queueName, signal.jobId), Promise.resolve(signal.job));
     }
     const occurrences = await Promise.all(signals.map((signal) => this.classifyOne(signal, load)));
     return occurrences.filter((o): o is FailureOccurrence => o !== undefined);
@@ -67,7 +66,7 @@ export class FailureClassifier {
     signal: FailureSignal,
     load: (ref: ParsedJobKey) => Promise<Job | undefined>,
   ): Promise<FailureOccurrence | undefined> {
-    const key = jobKey(this.prefix, signal.queueName, signal.jobId);
+    const key = this.keys.job(signal.queueName, signal.jobId);
     // A failure a Worker here reported: the stream's entry for it adds nothing (unless its
     // read took the claims: then it, not the Worker's report, holds them).
     const holdsClaims = signal.claimed !== undefined;
@@ -82,7 +81,7 @@ export class FailureClassifier {
     // Not needed when a failed child is named: that alone makes the job a parent.
     const hadChildren = wantsParent && !inMemory && !reported ? this.hadChildren(key, signal.facts) : undefined;
     for (const pending of [reportedIsFailedChild, hadChildren]) pending?.catch(() => undefined); // awaited only when needed
-    const job = await load({ prefix: this.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
+    const job = await load({ prefix: this.keys.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
     if (!job?.finishedOn || typeof job.failedReason !== 'string') return undefined;
     // Its Worker here reported it while the load was under way (now the exact failure is known).
@@ -157,12 +156,12 @@ export class FailureClassifier {
 
   private async isFailedChild(key: string, child: ParsedJobKey, facts?: StoredFacts): Promise<boolean> {
     if (facts?.namedChild?.key === child.key) return facts.namedChild.failed;
-    return (await this.redis.zscore(failedChildrenKey(key), child.key)) !== null;
+    return (await this.redis.zscore(this.keys.failedChildren(key), child.key)) !== null;
   }
 
   private async hadChildren(key: string, facts?: StoredFacts): Promise<boolean> {
     if (facts?.hadChildren !== undefined) return facts.hadChildren;
-    return (await this.redis.exists(...CHILDREN_BOOKKEEPING.map((suffix) => `${key}:${suffix}`))) > 0;
+    return (await this.redis.exists(...this.keys.childrenBookkeeping(key))) > 0;
   }
 
   /** Walks down the deferred failures; each level only names its immediate child. */

@@ -1,6 +1,7 @@
 import { Job, Queue, raw2NextJobData } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { jobKey } from '../redis/job-key.js';
+import { traced, tracing } from '../diagnostics.js';
+import { type RedisKeys, jobKey } from '../redis/redis-keys.js';
 
 /**
  * Loads jobs as BullMQ `Job`s over the module's jobs connection. Loads issued in the same
@@ -11,13 +12,18 @@ export class JobLoader {
   private readonly queues = new Map<string, Queue>();
   private readonly loading = new Map<string, Promise<Job | undefined>>();
 
-  constructor(private readonly redis: Redis) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
 
-  load(prefix: string, queueName: string, jobId: string): Promise<Job | undefined> {
+  /** `prefix`: a parent or child may live under another prefix than the watched queues. */
+  load(queueName: string, jobId: string, prefix = this.keys.prefix): Promise<Job | undefined> {
     const key = jobKey(prefix, queueName, jobId);
     let pending = this.loading.get(key);
     if (!pending) {
-      pending = Job.fromId(this.queue(prefix, queueName), jobId).finally(() => this.loading.delete(key));
+      const load = () => Job.fromId(this.queue(queueName, prefix), jobId);
+      pending = traced(tracing.loadJob, () => ({ queueName, jobId }), load).finally(() => this.loading.delete(key));
       this.loading.set(key, pending);
     }
     return pending;
@@ -29,10 +35,10 @@ export class JobLoader {
    * the job its fetch script returns (raw2NextJobData), so it is the `Job` a load gives
    * in every BullMQ version the module supports.
    */
-  fromScriptReply(prefix: string, queueName: string, jobId: string, fields: unknown[]): Job | undefined {
+  fromScriptReply(queueName: string, jobId: string, fields: unknown[]): Job | undefined {
     if (fields.length === 0) return undefined;
     const [json] = raw2NextJobData([fields]) as [Parameters<typeof Job.fromJSON>[1]];
-    return Job.fromJSON(this.queue(prefix, queueName), json, jobId);
+    return Job.fromJSON(this.queue(queueName), json, jobId);
   }
 
   /**
@@ -40,7 +46,7 @@ export class JobLoader {
    * jobs, and must not write the queue's meta (that would reset the user's settings, such
    * as the events stream's maxLen, to BullMQ's defaults).
    */
-  queue(prefix: string, queueName: string): Queue {
+  private queue(queueName: string, prefix = this.keys.prefix): Queue {
     const key = `${prefix}:${queueName}`;
     let queue = this.queues.get(key);
     if (!queue) {

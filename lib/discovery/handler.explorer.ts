@@ -1,9 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import { Worker } from 'bullmq';
 import { BULLMQ_PROCESSOR_METADATA } from '../flow-failure.constants.js';
 import { FlowFailureConfigError } from '../errors/flow-failure-config.error.js';
+import { MESSAGES } from '../flow-failure.messages.js';
 import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
 import { HandlerMetadataAccessor } from './handler-metadata.accessor.js';
 import type { HandlerFilter } from './handler-filter.js';
@@ -19,10 +20,10 @@ export class HandlerExplorer {
   private readonly logger = new Logger('FlowFailureModule');
 
   constructor(
-    private readonly discovery: DiscoveryService,
-    private readonly scanner: MetadataScanner,
-    private readonly accessor: HandlerMetadataAccessor,
-    private readonly registry: HandlerRegistry,
+    @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
+    @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
+    @Inject(HandlerMetadataAccessor) private readonly accessor: HandlerMetadataAccessor,
+    @Inject(HandlerRegistry) private readonly registry: HandlerRegistry,
   ) {}
 
   /** Fills the registry. @throws FlowFailureConfigError on bad decorator input. */
@@ -92,7 +93,7 @@ export class HandlerExplorer {
         filters,
         invoke: async (event: FlowFailureEvent) => (method as (e: FlowFailureEvent) => unknown).call(instance, event),
       });
-      this.logger.log(`Mapped ${kind} handler ${name}`);
+      this.logger.log(MESSAGES.mappedHandler(kind, name));
     }
   }
 

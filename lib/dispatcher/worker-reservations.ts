@@ -1,6 +1,9 @@
 import { Logger } from '@nestjs/common';
-import type { JobAttempt } from '../redis/job-key.js';
-import type { ClaimStore } from './claim.store.js';
+import type { Job } from 'bullmq';
+import type { ClaimStore } from '../claims/claim.store.js';
+import type { HandlerRegistry } from '../discovery/handler.registry.js';
+import { MESSAGES } from '../flow-failure.messages.js';
+import { type JobAttempt, parseJobKey } from '../redis/redis-keys.js';
 
 /**
  * What a reported failure may do with its reservation: start its handlers before they are
@@ -37,18 +40,28 @@ export class WorkerReservations {
 
   constructor(
     private readonly claims: ClaimStore,
+    private readonly registry: HandlerRegistry,
     private readonly leaseMs: number,
+    /** The `workerReservations` option. */
+    private readonly enabled: boolean,
   ) {
     this.usableMs = Math.floor(leaseMs * USABLE_PART);
   }
 
+  /** A Worker here started a job: its failure is reserved when a handler may want it. */
+  jobStarted(queueName: string, job: Job): void {
+    if (this.enabled && job.id && job.attemptsStarted > 0 && this.failureWanted(queueName, job)) {
+      this.reserve({ queueName, jobId: job.id, attemptsStarted: job.attemptsStarted });
+    }
+  }
+
   /** A Worker here has just started this attempt. Not awaited: the reservation travels while the job runs. */
-  reserve(attempt: JobAttempt): void {
+  private reserve(attempt: JobAttempt): void {
     const now = Date.now();
     // Expired in Redis by now, and never answered: a failure report no longer needs them.
     this.dropOlderThan(now - this.leaseMs);
     const taken = this.claims.reserve(attempt).catch((error: unknown) => {
-      this.logger.warn(`Could not reserve the failure of ${attempt.queueName}:${attempt.jobId} (it is claimed as it fails instead): ${String(error)}`);
+      this.logger.warn(MESSAGES.reserveFailed(attempt.queueName, attempt.jobId, error));
       return false;
     });
     this.reservations.set(key(attempt), { attempt, sentAt: now, taken });
@@ -76,6 +89,19 @@ export class WorkerReservations {
     const unused = [...this.reservations.values()];
     this.reservations.clear();
     if (unused.length > 0) await this.claims.unreserve(unused.map((r) => r.attempt));
+  }
+
+  /**
+   * Whether a handler may want the failure of a job a Worker starts, as far as the job tells
+   * without asking Redis: a child, or a parent failing on a child's failure (BullMQ's deferred
+   * failure). A parent failing in its own processor is claimed as it fails.
+   */
+  private failureWanted(queueName: string, job: Job): boolean {
+    const parentQueueName = job.parentKey ? parseJobKey(job.parentKey)?.queueName : undefined;
+    return (
+      (parentQueueName !== undefined && this.registry.couldMatch({ kind: 'child-failed', queueName, jobName: job.name, parentQueueName })) ||
+      (job.deferredFailure !== undefined && this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName: job.name, causedByChild: true }))
+    );
   }
 
   private dropOlderThan(time: number): void {

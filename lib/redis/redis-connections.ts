@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RedisUnreachableError } from '../errors/redis-unreachable.error.js';
+import { MESSAGES } from '../flow-failure.messages.js';
 import { within } from '../util/within.js';
 
 /**
@@ -75,13 +76,13 @@ export class RedisConnections {
     client.on('reconnecting', () => {
       if (down) return;
       down = true;
-      this.logger.warn(`Redis ${this.address} (${client.options.connectionName}): ${lastError}; reconnecting`);
+      this.logger.warn(MESSAGES.redisDown(this.address, String(client.options.connectionName), lastError));
     });
     client.on('ready', () => {
       if (!down) return;
       down = false;
       lastError = 'connection closed';
-      this.logger.log(`Redis ${this.address} (${client.options.connectionName}) is back`);
+      this.logger.log(MESSAGES.redisBack(this.address, String(client.options.connectionName)));
       if (client === this.commands) {
         this.recoveredAt = Date.now();
         for (const listener of this.recoveryListeners) listener();

@@ -1,7 +1,7 @@
-import { Injectable } from '@nestjs/common';
-import type { DeadLetter } from '../dispatcher/dead-letter.js';
-import type { RunResult } from '../dispatcher/failure.dispatcher.js';
-import { parseClaimMember } from '../redis/module-keys.js';
+import { Inject, Injectable } from '@nestjs/common';
+import type { DeadLetter } from '../dead-letters/dead-letter.js';
+import type { RunResult } from '../dispatcher/run.js';
+import { MESSAGES } from '../flow-failure.messages.js';
 import { FlowFailureRuntime } from '../runtime/flow-failure.runtime.js';
 
 export interface ReplayResult extends RunResult {
@@ -11,7 +11,7 @@ export interface ReplayResult extends RunResult {
 /** Dead letters: handlers that kept throwing, kept in Redis (they survive restarts) until replayed or discarded. */
 @Injectable()
 export class FlowFailureService {
-  constructor(private readonly runtime: FlowFailureRuntime) {}
+  constructor(@Inject(FlowFailureRuntime) private readonly runtime: FlowFailureRuntime) {}
 
   /**
    * Resolves when this app instance has nothing left to do: every watched stream read and
@@ -21,14 +21,14 @@ export class FlowFailureService {
   async whenIdle(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await this.runtime.isIdle())) {
-      if (Date.now() > deadline) throw new Error(`FlowFailureModule still busy after ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(MESSAGES.stillBusy(timeoutMs));
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 
   /** Every dead letter of this consumer group, oldest first. */
   getDeadLetters(): Promise<DeadLetter[]> {
-    return this.runtime.parts.deadLetters.list();
+    return this.runtime.deadLetters.list();
   }
 
   /**
@@ -36,12 +36,7 @@ export class FlowFailureService {
    * letter; a failure updates its error, attempts and time.
    */
   async replay(id: string): Promise<ReplayResult> {
-    const { deadLetters, dispatcher } = this.runtime.parts;
-    const claim = parseClaimMember(id);
-    if (!claim || !(await deadLetters.get(id))) return { id, ok: false, error: `no dead letter ${id}` };
-    const occurrence = await this.runtime.restore(claim.occurrenceId);
-    if (!occurrence) return { id, ok: false, error: `the occurrence of dead letter ${id} is no longer stored` };
-    return { id, ...(await dispatcher.replay(occurrence, claim.handlerKey)) };
+    return { id, ...(await this.runtime.deadLetters.replay(id)) };
   }
 
   /** Replays every dead letter, one after another. */
@@ -52,9 +47,8 @@ export class FlowFailureService {
   }
 
   /** Forgets a dead letter without running its handler again. */
-  async discard(id: string): Promise<boolean> {
-    const claim = parseClaimMember(id);
-    return claim ? this.runtime.parts.claims.discard(claim) : false;
+  discard(id: string): Promise<boolean> {
+    return this.runtime.deadLetters.discard(id);
   }
 
   /** Forgets every dead letter; returns how many. */

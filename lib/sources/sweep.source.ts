@@ -1,9 +1,11 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { occurrenceId } from '../classifier/failure-occurrence.js';
-import type { ModuleKeys } from '../redis/module-keys.js';
-import type { FailureSignal } from './failure-signal.js';
-import type { StreamPositions } from './stream-position.js';
+import { occurrenceId } from '../claims/formats.js';
+import type { LuaScripts } from '../claims/lua-scripts.js';
+import type { FailureSignal } from '../classifier/failure-signal.js';
+import { MESSAGES } from '../flow-failure.messages.js';
+import type { RedisKeys } from '../redis/redis-keys.js';
+import type { StreamPositions } from './stream/stream-position.js';
 
 export interface SweepSourceOptions {
   queues: readonly string[];
@@ -16,11 +18,6 @@ const PAGE = 500;
 /** Failures this recent are left to the worker and stream sources, which are about to deliver them. */
 const GRACE_MS = 5000;
 const LOCK_MS = 5 * 60 * 1000;
-
-const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
 
 /**
  * The safety net: each queue's `failed` ZSET (score = finishedOn) is the durable record
@@ -37,7 +34,8 @@ export class SweepSource {
 
   constructor(
     private readonly redis: Redis,
-    private readonly keys: ModuleKeys,
+    private readonly scripts: LuaScripts,
+    private readonly keys: RedisKeys,
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     /** For each occurrence, whether it is recorded already (the claim store answers). */
@@ -72,7 +70,7 @@ export class SweepSource {
       try {
         await this.sweepQueue(queue);
       } catch (error) {
-        this.logger.warn(`Sweeping the failed jobs of ${queue} failed: ${String(error)}; the next sweep tries again`);
+        this.logger.warn(MESSAGES.sweepFailed(queue, error));
       }
     }
   }
@@ -101,7 +99,7 @@ export class SweepSource {
       }
       if (!this.stopping && checkpoint < horizon) await this.redis.set(checkpointKey, horizon);
     } finally {
-      await this.redis.eval(RELEASE_LOCK, 1, lock, this.options.owner);
+      await this.scripts.run('releaseLock', [lock], [this.options.owner]);
     }
   }
 

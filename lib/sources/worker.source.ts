@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Job, Worker } from 'bullmq';
-import type { FailureSignal } from './failure-signal.js';
+import type { FailureSignal } from '../classifier/failure-signal.js';
+import { MESSAGES } from '../flow-failure.messages.js';
 
 type FailedListener = (job: Job | undefined, error: Error, prev: string) => void;
 type ActiveListener = (job: Job) => void;
@@ -27,18 +28,14 @@ export class WorkerSource {
     if (this.listeners.has(worker)) return;
     const workerPrefix = worker.opts.prefix ?? 'bull';
     if (workerPrefix !== this.prefix) {
-      this.logger.warn(
-        `Worker of queue ${worker.name} uses prefix "${workerPrefix}", not "${this.prefix}": its failures are not watched`,
-      );
+      this.logger.warn(MESSAGES.workerPrefixMismatch(worker.name, workerPrefix, this.prefix));
       return;
     }
     const listener: FailedListener = (job) => {
       if (!job?.id || !job.finishedOn) return;
       // Never awaited: the Worker goes on with its next job while the handlers run.
       this.deliver([{ source: 'worker', queueName: worker.name, jobId: job.id, job }]).catch((error: unknown) => {
-        this.logger.warn(
-          `Could not deliver the failure of ${worker.name}:${job.id} from its Worker (the stream or the sweep will): ${String(error)}`,
-        );
+        this.logger.warn(MESSAGES.workerDeliveryFailed(worker.name, job.id as string, error));
       });
     };
     worker.on('failed', listener);

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { LiveSource } from '../../lib/index.js';
+import type { LiveSource } from 'nestjs-flow-failure';
 import { CHAOS_QUEUES } from './chaos-flows.js';
 
 const APP_ENTRY = fileURLToPath(new URL('./dist/test/chaos/chaos-app.js', import.meta.url));

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { OnChildFailed, OnParentFailed, type FlowFailureEvent, type LiveSource } from '../../lib/index.js';
+import { OnChildFailed, OnParentFailed, type FlowFailureEvent, type LiveSource } from 'nestjs-flow-failure';
 import { REDIS_URL, testAppModule } from '../support/harness.js';
 import { CHAOS_MODULE_OPTIONS, CHAOS_WORKER_OPTIONS, runsKey } from './chaos-settings.js';
 

@@ -1,5 +1,5 @@
 import type { WorkerOptions } from 'bullmq';
-import type { FlowFailureModuleOptions } from '../../lib/index.js';
+import type { FlowFailureModuleOptions } from 'nestjs-flow-failure';
 
 /** Short leases and intervals so that a two-minute run sees many recoveries. */
 export const CHAOS_MODULE_OPTIONS: FlowFailureModuleOptions = {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { FlowProducer, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { LiveSource } from '../../lib/index.js';
+import type { LiveSource } from 'nestjs-flow-failure';
 import { runBehaviour, uniquePrefix, waitUntil } from '../support/harness.js';
 import { type OwnRedisServer, startRedisServer } from '../support/redis-server.mjs';
 import { AppFleet } from './app-fleet.js';

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { type PlacedFlow, expectedOccurrences, expectedRuns } from './chaos-flows.js';
-import { ModuleKeys, parseClaimMember } from '../../lib/redis/module-keys.js';
-import { StreamPositions } from '../../lib/sources/stream-position.js';
+import { parseClaimMember } from '../../lib/claims/formats.js';
+import { RedisKeys } from '../../lib/redis/redis-keys.js';
+import { StreamPositions } from '../../lib/sources/stream/stream-position.js';
 import { runsKey } from './chaos-settings.js';
 
 export interface Tally {
@@ -57,7 +58,7 @@ export async function tally(redis: Redis, prefix: string, flows: PlacedFlow[], k
 
 /** True when no claim is held or pending and every group has read and acknowledged its stream. */
 export async function moduleQuiet(redis: Redis, prefix: string, queues: string[]): Promise<boolean> {
-  const keys = new ModuleKeys(prefix, 'flow-failure');
+  const keys = new RedisKeys(prefix, 'flow-failure');
   if ((await redis.zcard(keys.leases)) > 0) return false;
   const positions = new StreamPositions(redis, keys);
   for (const queue of queues) {
@@ -71,7 +72,7 @@ export async function moduleQuiet(redis: Redis, prefix: string, queues: string[]
  * where it hurts; undefined when none does within `withinMs`.
  */
 export async function pidHoldingAClaim(redis: Redis, prefix: string, withinMs: number): Promise<number | undefined> {
-  const keys = new ModuleKeys(prefix, 'flow-failure');
+  const keys = new RedisKeys(prefix, 'flow-failure');
   const deadline = Date.now() + withinMs;
   while (Date.now() < deadline) {
     const [member] = await redis.zrange(keys.leases, '0', '0');

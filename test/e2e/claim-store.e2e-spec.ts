@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { ClaimStore, type ClaimRequest, type GrantedClaim } from '../../lib/dispatcher/claim.store.js';
-import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { type ClaimRequest, type ClaimStore, type GrantedClaim, RedisKeys, claimStore } from '../support/internals.js';
 import { TestRedis, uniquePrefix } from '../support/harness.js';
 
 /**
@@ -10,10 +9,10 @@ import { TestRedis, uniquePrefix } from '../support/harness.js';
  */
 describe('ClaimStore', () => {
   const prefix = uniquePrefix('claims');
-  const keys = new ModuleKeys(prefix, 'test-group');
+  const keys = new RedisKeys(prefix, 'test-group');
   let redis: TestRedis;
   /** One replica's store, on its own connection (as each app instance has). */
-  const store = (owner: string, leaseMs = 60_000) => new ClaimStore(redis.connection(), keys, owner, leaseMs, 60_000);
+  const store = (owner: string, leaseMs = 60_000) => claimStore(redis.connection(), keys, owner, leaseMs, 60_000);
   const request = (occurrenceId: string, ...handlerKeys: string[]): ClaimRequest => ({ occurrenceId, snapshot: '{}', handlerKeys });
   const members = (claims: GrantedClaim[]) => claims.map((c) => `${c.handlerKey}@${c.occurrenceId}#${c.attempt}`).sort();
 
@@ -111,7 +110,7 @@ describe('ClaimStore', () => {
     await owner.claim([{ occurrenceId: 'q:18:100', snapshot: '', handlerKeys: ['unwanted'] }], { markerTtlMs: 60_000 });
     await new Promise((resolve) => setTimeout(resolve, 120)); // the stale owner's lease (50 ms) runs out
 
-    await owner.forget(
+    await owner.releaseUnwanted(
       [
         { occurrenceId: 'q:16:100', snapshot: '{"s":16}', handlerKeys: ['unwanted'] },
         { occurrenceId: 'q:17:100', snapshot: '{"s":17}', handlerKeys: ['expired', 'live'] },
@@ -121,15 +120,15 @@ describe('ClaimStore', () => {
     );
     const leases = await redis.redis.zrange(keys.leases, '0', '-1');
     // q:16: the wanted claim still runs, with the snapshot another replica would need to take it over.
-    expect(await redis.redis.hgetall(keys.occurrence('q:16:100'))).toEqual({ 'h:wanted': 'run|reader|1', e: '{"s":16}' });
+    expect(await redis.redis.hgetall(keys.occurrence('q:16:100'))).toEqual({ 'h:wanted': 'run|reader|1', snapshot: '{"s":16}' });
     expect(leases).toContain('wanted|q:16:100');
     expect(leases).not.toContain('unwanted|q:16:100');
     // q:17: the expired claim is forgotten, another owner's live one is not.
-    expect(Object.keys(await redis.redis.hgetall(keys.occurrence('q:17:100'))).sort()).toEqual(['e', 'h:live']);
+    expect(Object.keys(await redis.redis.hgetall(keys.occurrence('q:17:100'))).sort()).toEqual(['h:live', 'snapshot']);
     expect(leases).toContain('live|q:17:100');
     expect(leases).not.toContain('expired|q:17:100');
     // q:18: no handler wants it: a marker that the sweep sees as recorded, for the marker's TTL.
-    expect(await redis.redis.hgetall(keys.occurrence('q:18:100'))).toEqual({ e: '{"s":18}' });
+    expect(await redis.redis.hgetall(keys.occurrence('q:18:100'))).toEqual({ snapshot: '{"s":18}' });
     expect(await redis.redis.pttl(keys.occurrence('q:18:100'))).toBeLessThanOrEqual(5_000);
     expect(await owner.recorded(['q:18:100'])).toEqual([true]);
   });
@@ -154,10 +153,10 @@ describe('ClaimStore', () => {
       const attempt = await job('20', 2);
       expect(await worker.reserve({ ...attempt, attemptsStarted: 1 })).toBe(false);
       expect(await worker.reserve(attempt)).toBe(true);
-      expect(await redis.redis.get(keys.reservation('q', '20', 2))).toBe('worker');
+      expect(await redis.redis.get(keys.reservation({ queueName: 'q', jobId: '20', attemptsStarted: 2 }))).toBe('worker');
       await fail('20', 100);
       // Its failure may be claimed by now: reserving it after the fact could run it twice.
-      await redis.redis.del(keys.reservation('q', '20', 2));
+      await redis.redis.del(keys.reservation({ queueName: 'q', jobId: '20', attemptsStarted: 2 }));
       expect(await worker.reserve(attempt)).toBe(false);
     });
 
@@ -168,14 +167,14 @@ describe('ClaimStore', () => {
       const reserved = { ...request('q:21:100', 'h1', 'h2'), failedAttempt: attempt };
 
       expect(await other.claim([reserved], { markerTtlMs: 60_000 })).toEqual([]);
-      expect(await redis.redis.hgetall(keys.occurrence('q:21:100'))).toEqual({ 'h:h1': 'run|worker|1', 'h:h2': 'run|worker|1', e: '{}' });
+      expect(await redis.redis.hgetall(keys.occurrence('q:21:100'))).toEqual({ 'h:h1': 'run|worker|1', 'h:h2': 'run|worker|1', snapshot: '{}' });
       // Their leases end with the reservation: should the reserver be gone, they are taken over then.
       const lease = await redis.redis.zscore(keys.leases, 'h2|q:21:100');
       const [seconds, micros] = await redis.redis.time();
       expect(Number(lease) - (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000))).toBeLessThanOrEqual(1000);
 
-      expect(members(await worker.convert([{ ...request('q:21:100', 'h1'), failedAttempt: attempt }], 60_000))).toEqual(['h1@q:21:100#1']);
-      expect(await redis.redis.exists(keys.reservation('q', '21', 1))).toBe(0);
+      expect(members(await worker.claimReserved([{ ...request('q:21:100', 'h1'), failedAttempt: attempt }], 60_000))).toEqual(['h1@q:21:100#1']);
+      expect(await redis.redis.exists(keys.reservation({ queueName: 'q', jobId: '21', attemptsStarted: 1 }))).toBe(0);
       expect(await other.claim([reserved], { markerTtlMs: 60_000 })).toEqual([]);
     });
 
@@ -200,7 +199,7 @@ describe('ClaimStore', () => {
       await new Promise((resolve) => setTimeout(resolve, 150));
       expect(members(await other.claim([reserved], { markerTtlMs: 60_000 }))).toEqual(['h1@q:24:100#2']);
       // The reserver, back too late, learns that the claim is not its own.
-      expect(await gone.convert([reserved], 60_000)).toEqual([]);
+      expect(await gone.claimReserved([reserved], 60_000)).toEqual([]);
     });
   });
 });

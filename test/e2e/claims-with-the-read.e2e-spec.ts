@@ -2,11 +2,8 @@ import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import { Worker } from 'bullmq';
-import { JobLoader } from '../../lib/classifier/job-loader.js';
-import { ClaimStore } from '../../lib/dispatcher/claim.store.js';
 import { OnChildFailed } from '../../lib/index.js';
-import { ModuleKeys } from '../../lib/redis/module-keys.js';
-import { FailedJobsPrefetch } from '../../lib/sources/failed-jobs.prefetch.js';
+import { RedisKeys, claimStore, jobLoader, readBehind } from '../support/internals.js';
 import {
   EventLog,
   recordingHandlers,
@@ -43,7 +40,7 @@ const HANDLER_KEYS = {
  */
 describe('claims taken with the stream read', () => {
   const prefix = uniquePrefix('read-claims');
-  const keys = new ModuleKeys(prefix, 'flow-failure');
+  const keys = new RedisKeys(prefix, 'flow-failure');
   const handlers = [recordingHandlers({ parent: 'orders', child: 'payments' }), RefundAlerts];
   const spec = specResources(prefix);
 
@@ -98,11 +95,11 @@ describe('claims taken with the stream read', () => {
 
     // The replica that stops: it reads the failures and takes their claims (a 100 ms lease), then nothing more.
     const blocking = spec.redis.connection();
-    const loader = new JobLoader(spec.redis.connection());
-    const stopped = new ClaimStore(spec.redis.connection(), keys, 'stopped-replica', 100, 60_000);
-    const prefetch = new FailedJobsPrefetch(blocking, keys, 'stopped-replica', streams, loader, () => true, {
-      args: stopped.claimArgs(),
-      candidates: (queue) => HANDLER_KEYS[queue as keyof typeof HANDLER_KEYS],
+    const loader = jobLoader(spec.redis.connection(), keys);
+    const stopped = claimStore(spec.redis.connection(), keys, 'stopped-replica', 100, 60_000);
+    const prefetch = readBehind(blocking, keys, 'stopped-replica', [...streams.values()], loader, {
+      store: stopped,
+      handlers: (queue) => HANDLER_KEYS[queue as keyof typeof HANDLER_KEYS],
     });
     const read = blocking.call('XREADGROUP', 'GROUP', keys.group, 'stopped-replica', 'COUNT', 500, 'STREAMS', ...streams.keys(), '>', '>');
     const claimed = await prefetch.request(500);

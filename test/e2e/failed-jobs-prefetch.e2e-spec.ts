@@ -1,21 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { occurrenceId } from '../../lib/classifier/failure-occurrence.js';
-import { JobLoader } from '../../lib/classifier/job-loader.js';
-import { ClaimStore } from '../../lib/dispatcher/claim.store.js';
-import { jobKey } from '../../lib/redis/job-key.js';
-import { ModuleKeys } from '../../lib/redis/module-keys.js';
-import { FailedJobsPrefetch, type ReadClaimRules } from '../../lib/sources/failed-jobs.prefetch.js';
-import type { FailureSignal } from '../../lib/sources/failure-signal.js';
-import { streamReplyPairs } from '../../lib/sources/stream-entry.js';
+import type { FailureSignal } from '../../lib/classifier/failure-signal.js';
+import type { JobLoader } from '../../lib/classifier/job-loader.js';
+import { streamReplyPairs } from '../../lib/sources/stream/stream-entry.js';
+import { type ReadClaimRules, RedisKeys, claimStore, jobLoader, occurrenceId, readBehind } from '../support/internals.js';
 import { TestRedis, uniquePrefix } from '../support/harness.js';
 
 /**
  * The stream source's read script, straight against Redis: the failed jobs of what one
  * consumer was handed, with the classifier's answers, and nothing of another consumer's.
  */
-describe('FailedJobsPrefetch', () => {
+describe('the read-and-claim script behind each stream read', () => {
   const prefix = uniquePrefix('prefetch');
-  const keys = new ModuleKeys(prefix, 'test-group');
+  const keys = new RedisKeys(prefix, 'test-group');
   const stream = keys.eventsStream('payments');
   let redis: TestRedis;
   let loader: JobLoader;
@@ -23,7 +19,7 @@ describe('FailedJobsPrefetch', () => {
   /** One consumer: a blocking connection of its own (as each app instance has) and its prefetch. */
   const consumer = (name: string, claimRules?: ReadClaimRules) => {
     const blocking = redis.connection();
-    const prefetch = new FailedJobsPrefetch(blocking, keys, name, new Map([[stream, 'payments']]), loader, () => true, claimRules);
+    const prefetch = readBehind(blocking, keys, name, ['payments'], loader, claimRules);
     /** A read as the stream source sends it, with the prefetch right behind it. */
     const read = async () => {
       const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, 'STREAMS', stream, '>');
@@ -38,7 +34,7 @@ describe('FailedJobsPrefetch', () => {
 
   beforeAll(async () => {
     redis = new TestRedis(prefix);
-    loader = new JobLoader(redis.connection());
+    loader = jobLoader(redis.connection(), keys);
     await redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
   });
 
@@ -51,8 +47,8 @@ describe('FailedJobsPrefetch', () => {
     const queue = redis.queue('payments');
     const plain = await queue.add('charge', { amount: 10 });
     const parent = await queue.add('settle', {});
-    const parentKey = jobKey(prefix, 'payments', parent.id as string);
-    const childKey = jobKey(prefix, 'stock', 'c1');
+    const parentKey = keys.job('payments', parent.id as string);
+    const childKey = keys.job('stock', 'c1');
     await redis.redis.hset(parentKey, 'failedReason', `child ${childKey} failed`, 'finishedOn', 5);
     await redis.redis.zadd(`${parentKey}:unsuccessful`, 1, childKey);
     await redis.redis.xadd(stream, '*', 'event', 'active', 'jobId', plain.id as string);
@@ -63,8 +59,8 @@ describe('FailedJobsPrefetch', () => {
     const b = consumer('b');
     const first = await a.read();
     const found = first.found;
-    expect([...found.keys()].sort()).toEqual([jobKey(prefix, 'payments', plain.id as string), parentKey].sort());
-    const plainJob = found.get(jobKey(prefix, 'payments', plain.id as string));
+    expect([...found.keys()].sort()).toEqual([keys.job('payments', plain.id as string), parentKey].sort());
+    const plainJob = found.get(keys.job('payments', plain.id as string));
     expect(plainJob?.job).toMatchObject({ id: plain.id, name: 'charge', data: { amount: 10 } });
     expect(plainJob?.facts).toEqual({ namedChild: undefined, hadChildren: false });
     expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, hadChildren: true });
@@ -91,43 +87,43 @@ describe('FailedJobsPrefetch', () => {
     const queue = redis.queue('payments');
     const failed = await queue.add('charge', {});
     const retrying = await queue.add('charge', {});
-    await redis.redis.hset(jobKey(prefix, 'payments', failed.id as string), 'failedReason', 'declined', 'finishedOn', 1234);
-    await redis.redis.hset(jobKey(prefix, 'payments', retrying.id as string), 'failedReason', 'declined'); // not terminal: no finishedOn
+    await redis.redis.hset(keys.job('payments', failed.id as string), 'failedReason', 'declined', 'finishedOn', 1234);
+    await redis.redis.hset(keys.job('payments', retrying.id as string), 'failedReason', 'declined'); // not terminal: no finishedOn
     await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', failed.id as string);
     await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', retrying.id as string);
-    const reader = new ClaimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
-    const { read, prefetch } = consumer('d', { args: reader.claimArgs(), candidates: () => ['h1', 'h2'] });
+    const reader = claimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
+    const { read, prefetch } = consumer('d', { store: reader, handlers: () => ['h1', 'h2'] });
 
     const { pairs, found } = await read();
     const id = occurrenceId('payments', failed.id as string, 1234);
-    expect(found.get(jobKey(prefix, 'payments', failed.id as string))?.claimed).toEqual({
+    expect(found.get(keys.job('payments', failed.id as string))?.claimed).toEqual({
       occurrenceId: id,
       granted: [
         { occurrenceId: id, handlerKey: 'h1', attempt: 1 },
         { occurrenceId: id, handlerKey: 'h2', attempt: 1 },
       ],
     });
-    expect(found.get(jobKey(prefix, 'payments', retrying.id as string))?.claimed).toBeUndefined();
+    expect(found.get(keys.job('payments', retrying.id as string))?.claimed).toBeUndefined();
     const signals: FailureSignal[] = [failed, retrying].map((job) => ({ source: 'stream', queueName: 'payments', jobId: job.id as string }));
     await prefetch.received(pairs, signals, Promise.resolve(found));
     expect(signals.map((signal) => signal.claimed?.granted.length)).toEqual([2, undefined]);
 
     // The read took them in the same occurrence, leases and states as the claim script: nobody gets them again.
-    const other = new ClaimStore(redis.connection(), keys, 'other', 60_000, 60_000);
+    const other = claimStore(redis.connection(), keys, 'other', 60_000, 60_000);
     expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual([]);
     expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
   });
 
   test("a failure a Worker reserved is claimed in that Worker's name, not granted to the read", async () => {
     const failed = await redis.queue('payments').add('charge', {});
-    const key = jobKey(prefix, 'payments', failed.id as string);
+    const key = keys.job('payments', failed.id as string);
     await redis.redis.hset(key, 'ats', 1);
     const attempt = { queueName: 'payments', jobId: failed.id as string, attemptsStarted: 1 };
-    expect(await new ClaimStore(redis.connection(), keys, 'worker', 60_000, 60_000).reserve(attempt)).toBe(true);
+    expect(await claimStore(redis.connection(), keys, 'worker', 60_000, 60_000).reserve(attempt)).toBe(true);
     await redis.redis.hset(key, 'failedReason', 'declined', 'finishedOn', 1234);
     await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', failed.id as string);
-    const reader = new ClaimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
-    const { read } = consumer('e', { args: reader.claimArgs(), candidates: () => ['h1'] });
+    const reader = claimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
+    const { read } = consumer('e', { store: reader, handlers: () => ['h1'] });
 
     const id = occurrenceId('payments', failed.id as string, 1234);
     expect((await read()).found.get(key)?.claimed).toEqual({ occurrenceId: id, granted: [] });

@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
 import { type Job, Worker } from 'bullmq';
-import { ClaimStore } from '../../lib/dispatcher/claim.store.js';
-import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { RedisKeys, claimStore } from '../support/internals.js';
 import { FlowFailureRuntime } from '../../lib/runtime/flow-failure.runtime.js';
 import {
   type AppSpec,
@@ -26,7 +25,7 @@ const CHILD_HANDLER = 'child-failed:RecordingHandlers.child';
  */
 describe("a Worker's reservations", () => {
   const prefix = uniquePrefix('reservations');
-  const keys = new ModuleKeys(prefix, 'flow-failure');
+  const keys = new RedisKeys(prefix, 'flow-failure');
   const handlers = [recordingHandlers({ parent: 'orders', child: 'payments' })];
   const queues = ['orders', 'payments'];
   const spec = specResources(prefix);
@@ -51,7 +50,7 @@ describe("a Worker's reservations", () => {
       });
     const flows = await Promise.all([order(300), order(800)]);
     const charges = flows.map((flow) => flow.children?.[0].job as Job);
-    const reservation = keys.reservation('payments', charges[0].id as string, 1);
+    const reservation = keys.reservation({ queueName: 'payments', jobId: charges[0].id as string, attemptsStarted: 1 });
     await waitUntil('the charge reserved as it runs', async () => (await spec.redis.redis.exists(reservation)) === 1);
     expect(await spec.redis.redis.get(reservation)).toBe(app.app.get(FlowFailureRuntime).owner);
 
@@ -82,7 +81,7 @@ describe("a Worker's reservations", () => {
 
   test('a replica that reserved failures and died before claiming them: another runs each handler once, after the reservation ends', async () => {
     // The replica that dies: its Workers reserve each job as they start it (100 ms), then nothing more.
-    const dead = new ClaimStore(spec.redis.connection(), keys, 'dead-replica', 100, 60_000);
+    const dead = claimStore(spec.redis.connection(), keys, 'dead-replica', 100, 60_000);
     const reserved = new Map<string, Promise<boolean>>();
     const deadWorker = (queue: string) => {
       const worker = new Worker(
@@ -120,7 +119,7 @@ describe("a Worker's reservations", () => {
       children: [{ name: 'charge', queueName: 'payments', data: { fail: true, sleepMs: 500 }, opts: { failParentOnFailure: true } }],
     });
     const charge = flow.children?.[0].job as Job;
-    await waitUntil('the charge reserved as it runs', async () => (await spec.redis.redis.exists(keys.reservation('payments', charge.id as string, 1))) === 1);
+    await waitUntil('the charge reserved as it runs', async () => (await spec.redis.redis.exists(keys.reservation({ queueName: 'payments', jobId: charge.id as string, attemptsStarted: 1 }))) === 1);
     await closing.close(); // its Worker finishes the charge, which fails unwatched
     spec.apps = spec.apps.filter((app) => app !== closing);
 

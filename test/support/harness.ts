@@ -12,7 +12,7 @@ import {
   type FlowFailureEvent,
   type FlowFailureModuleOptions,
   type LiveSource,
-} from '../../lib/index.js';
+} from 'nestjs-flow-failure';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from '../../../lib/index.js';
+import { OnChildFailed, OnParentFailed, type ChildFailedEvent, type ParentFailedEvent } from 'nestjs-flow-failure';
 import { CHILDREN_QUEUE, PARENTS_QUEUE } from '../../shared/queues.js';
 import { Recorder } from '../recorder.js';
 import { currentTracer } from '../tracing.js';

@@ -1,14 +1,15 @@
-import type { FailureSignal } from './failure-signal.js';
-
-/** A raw entry as XREADGROUP / XAUTOCLAIM return it; fields are null when it was trimmed while pending. */
-export type RawStreamEntry = [id: string, fields: string[] | null];
+import type { FailureSignal } from '../../classifier/failure-signal.js';
 
 export type ParsedStreamEntry =
   | { kind: 'failure'; signal: FailureSignal }
   | { kind: 'other' }
   | { kind: 'malformed'; problem: string };
 
-/** Where a BullMQ events-stream entry becomes a failure signal (or not). */
+/**
+ * Where a BullMQ events-stream entry becomes a failure signal (or not). An entry is
+ * `[id, fields]` as XREADGROUP / XAUTOCLAIM return it; fields are null when it was trimmed
+ * while pending.
+ */
 export function parseStreamEntry(queueName: string, entry: unknown): ParsedStreamEntry {
   if (!Array.isArray(entry) || typeof entry[0] !== 'string') {
     return { kind: 'malformed', problem: 'not an [id, fields] pair' };

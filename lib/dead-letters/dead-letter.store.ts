@@ -1,12 +1,12 @@
-import type { Redis } from 'ioredis';
-import type { ModuleKeys } from '../redis/module-keys.js';
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisKeys } from '../redis/redis-keys.js';
 import type { DeadLetter } from './dead-letter.js';
 
-/** Reads dead letters. Writing them is the claim store's `settle`, reviving them its `claim`, forgetting them its `discard`. */
+/** Reads dead letters. Writing them is the claim store's `settle`, reviving them its `claim`, discarding them its `discard`. */
 export class DeadLetterStore {
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: ModuleKeys,
+    private readonly redis: Redis | Cluster,
+    private readonly keys: RedisKeys,
   ) {}
 
   async list(): Promise<DeadLetter[]> {

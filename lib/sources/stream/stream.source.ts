@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import type { JobLoader } from '../classifier/job-loader.js';
-import type { ModuleKeys } from '../redis/module-keys.js';
-import { FailedJobsPrefetch, type ReadClaimRules } from './failed-jobs.prefetch.js';
-import type { FailureSignal } from './failure-signal.js';
+import type { FailureSignal } from '../../classifier/failure-signal.js';
+import { tracing } from '../../diagnostics.js';
+import { MESSAGES } from '../../flow-failure.messages.js';
+import type { RedisKeys } from '../../redis/redis-keys.js';
+import type { ReadBehind } from './read-behind.js';
 import { parseStreamEntry, streamReplyPairs } from './stream-entry.js';
 import { type StreamPositions, toRecord } from './stream-position.js';
 
@@ -22,12 +23,8 @@ export interface StreamSourceOptions {
   leaseMs: number;
   /** Runs queued in the dispatcher above which reading pauses (until `whenBacklogBelow` resolves). */
   maxBacklog: number;
-  /** Whether a handler may want a failed job of this queue as a parent. */
-  parentInterest: (queueName: string) => boolean;
   /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
   holdersCatchingUp: () => boolean;
-  /** How the read takes the claims of the failures it reads (while the stream is not a backup). */
-  claimRules: ReadClaimRules;
 }
 
 const BATCH = 500;
@@ -59,20 +56,19 @@ export class StreamSource {
   private readonly recorded = new Map<string, string[]>();
   private recordedCount = 0;
   private ackTimer?: NodeJS.Timeout;
-  private readonly prefetch: FailedJobsPrefetch;
 
   constructor(
     private readonly commands: Redis,
     private readonly blocking: Redis,
-    private readonly keys: ModuleKeys,
+    private readonly keys: RedisKeys,
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     private readonly whenBacklogBelow: (limit: number) => Promise<void>,
-    jobs: Pick<JobLoader, 'fromScriptReply'>,
+    /** The script behind each read that fetches (and claims) the failed jobs it was handed. */
+    private readonly readBehind: ReadBehind,
     private readonly options: StreamSourceOptions,
   ) {
     for (const queue of options.queues) this.queueOfStream.set(keys.eventsStream(queue), queue);
-    this.prefetch = new FailedJobsPrefetch(blocking, keys, options.consumer, this.queueOfStream, jobs, options.parentInterest, options.claimRules);
   }
 
   /** Resolves once every stream has the group: from then on no failure event is missed. */
@@ -142,10 +138,11 @@ export class StreamSource {
           'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
         );
         // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
-        const prefetched = this.backupPauseMs === 0 ? this.prefetch.request(BATCH) : undefined;
+        const found = this.backupPauseMs === 0 ? this.readBehind.request(BATCH) : undefined;
         const pairs = streamReplyPairs(await read);
+        if (tracing.streamRead.hasSubscribers) tracing.streamRead.publish({ pairs });
         const batch = this.parse(pairs);
-        await this.prefetch.received(pairs, batch.signals, prefetched);
+        await this.readBehind.received(pairs, batch.signals, found);
         if (ownPending && batch.count === 0) ownPending = false;
         // Settles once the failures are recorded (their acknowledgement follows later), or once
         // a failure to record them is handled.
@@ -153,7 +150,7 @@ export class StreamSource {
           .catch((error: unknown) => {
             // Unacknowledged: re-read from this consumer's pending entries.
             ownPending = true;
-            this.logger.warn(`Delivering a batch of stream entries failed: ${String(error)}; reading it again`);
+            this.logger.warn(MESSAGES.streamBatchFailed(error));
           })
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
@@ -169,10 +166,10 @@ export class StreamSource {
         ownPending = true;
         errors++;
         if (String(error).includes('NOGROUP')) {
-          this.logger.warn(`A watched events stream or its consumer group was deleted; recreating it`);
+          this.logger.warn(MESSAGES.streamDeleted());
           await this.ensureGroups('0').catch(() => undefined);
         } else if (errors === 1) {
-          this.logger.warn(`Reading the events streams failed: ${String(error)}; retrying`);
+          this.logger.warn(MESSAGES.streamReadFailed(error));
         }
         await this.sleep(Math.min(MAX_ERROR_PAUSE_MS, 100 * 2 ** errors));
       }
@@ -192,7 +189,7 @@ export class StreamSource {
         batch.count++;
         const parsed = parseStreamEntry(queue, entry);
         if (parsed.kind === 'failure') batch.signals.push(parsed.signal);
-        if (parsed.kind === 'malformed') this.logger.warn(`Skipping a malformed entry of ${stream}: ${parsed.problem}`);
+        if (parsed.kind === 'malformed') this.logger.warn(MESSAGES.streamEntryMalformed(stream, parsed.problem));
         if (Array.isArray(entry) && typeof entry[0] === 'string') ids.push(entry[0]);
       }
       if (ids.length > 0) batch.acks.push([stream, ids]);
@@ -233,7 +230,7 @@ export class StreamSource {
       await Promise.all(acks.map(([stream, ids]) => this.commands.xack(stream, this.keys.group, ...ids)));
     } catch (error) {
       // Still pending in the group: read again after a read error, or taken over once idle.
-      if (!this.stopping) this.logger.warn(`Acknowledging stream entries failed: ${String(error)}; they will be read again`);
+      if (!this.stopping) this.logger.warn(MESSAGES.streamAckFailed(error));
     }
   }
 
@@ -255,7 +252,7 @@ export class StreamSource {
         await this.forgetStaleConsumers(stream);
       } catch (error) {
         if (!String(error).includes('NOGROUP') && !this.stopping) {
-          this.logger.warn(`Taking over idle entries of ${stream} failed: ${String(error)}`);
+          this.logger.warn(MESSAGES.streamTakeoverFailed(stream, error));
         }
       }
     }
@@ -290,7 +287,7 @@ export class StreamSource {
           await this.commands.call('XGROUP', 'DELCONSUMER', stream, this.keys.group, this.options.consumer);
         }
       } catch (error) {
-        this.logger.warn(`Could not hand back the entries of ${stream}: ${String(error)}`);
+        this.logger.warn(MESSAGES.streamHandBackFailed(stream, error));
       }
     }
   }

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { ReadClaims } from '../dispatcher/claim.store.js';
+import type { ReadClaims } from '../claims/claim.types.js';
 import type { FailureSource } from '../interfaces/failure-events.interface.js';
 
 /** What a source knows: job X of queue Q may have failed terminally. The classifier decides the rest. */
@@ -19,9 +19,9 @@ export interface FailureSignal {
   /** The reason the stream entry carries: a child it names is asked about in the same round trip as the load. */
   failedReason?: string;
   /**
-   * Set when the stream's read script recorded this failure and took its claims (every
-   * handler of the queue that was free, whether it matches or not): the dispatcher runs the
-   * ones that match and gives back the rest, and claims nothing again.
+   * Set when the stream's read recorded this failure and took its claims (every handler
+   * of the queue that was free, whether it matches or not): the dispatcher runs the ones
+   * that match and releases the rest, and claims nothing again.
    */
   claimed?: ReadClaims;
 }

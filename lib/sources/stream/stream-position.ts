@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
-import type { ModuleKeys } from '../redis/module-keys.js';
+import type { Cluster, Redis } from 'ioredis';
+import { MESSAGES } from '../../flow-failure.messages.js';
+import type { RedisKeys } from '../../redis/redis-keys.js';
 import { compareIds, idTime } from './stream-entry.js';
 
 /** Where the consumer group stands in a queue's events stream. */
@@ -20,8 +21,8 @@ export class StreamPositions {
   private readonly openGaps = new Set<string>();
 
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: ModuleKeys,
+    private readonly redis: Redis | Cluster,
+    private readonly keys: RedisKeys,
   ) {}
 
   /** undefined when the stream or the group does not exist. */
@@ -68,11 +69,7 @@ export class StreamPositions {
     this.openGaps.add(queue);
     const from = idTime(delivered);
     const to = idTime(first);
-    this.logger.warn(
-      `The events stream of ${queue} was trimmed past entries the group had not read: ` +
-        `from ${new Date(from).toISOString()} to ${new Date(to).toISOString()} (${Math.round((to - from) / 1000)} s). ` +
-        'The sweep delivers the failures of that gap from the failed set.',
-    );
+    this.logger.warn(MESSAGES.streamGap(queue, from, to));
   }
 }
 

@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
+import type { ClaimStore } from '../claims/claim.store.js';
+import type { HeldClaim } from '../claims/claim.types.js';
 import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
-import type { ClaimStore, HeldClaim } from './claim.store.js';
+import { MESSAGES } from '../flow-failure.messages.js';
 import type { FailureDispatcher } from './failure.dispatcher.js';
 
 const BATCH = 200;
@@ -10,10 +12,10 @@ const BATCH = 200;
  * mid-run or while backing off) is rebuilt from the occurrence's snapshot and dispatched
  * again, through the same claim script as every first delivery.
  */
-export class ClaimReaper {
+export class ClaimTakeover {
   private readonly logger = new Logger('FlowFailureModule');
   private timer?: NodeJS.Timeout;
-  private reaping?: Promise<void>;
+  private running?: Promise<void>;
 
   constructor(
     private readonly claims: ClaimStore,
@@ -27,18 +29,18 @@ export class ClaimReaper {
 
   start(): void {
     this.timer = setInterval(() => {
-      this.reaping ??= this.reap()
-        .catch((error: unknown) => this.logger.warn(`Taking over expired claims failed: ${String(error)}`))
-        .finally(() => (this.reaping = undefined));
+      this.running ??= this.takeOver()
+        .catch((error: unknown) => this.logger.warn(MESSAGES.takeoverFailed(error)))
+        .finally(() => (this.running = undefined));
     }, this.intervalMs);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.reaping;
+    await this.running;
   }
 
-  private async reap(): Promise<void> {
+  private async takeOver(): Promise<void> {
     if (this.holdersCatchingUp()) return;
     const expired = await this.claims.expired(BATCH);
     const byOccurrence = new Map<string, HeldClaim[]>();
@@ -50,7 +52,7 @@ export class ClaimReaper {
       [...byOccurrence].map(async ([occurrenceId, claims]) => {
         const occurrence = await this.restore(occurrenceId);
         if (!occurrence) await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
-        else await this.dispatcher.forgetUnwanted(occurrence, claims);
+        else await this.dispatcher.releaseUnwanted(occurrence, claims);
         return occurrence;
       }),
     );

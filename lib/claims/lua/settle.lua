@@ -1,0 +1,47 @@
+--[[
+  Records handler outcomes, several in one call (a catch-up's handlers finish by the
+  thousand).
+
+  Input:
+    KEYS[1]      leases ZSET
+    KEYS[2]      dead letters HASH
+    KEYS[3..n]   the occurrence hash of each settlement
+    ARGV[1]      owner
+    ARGV[2]      ttlMs of a settled occurrence
+    then per settlement: handler, occurrence id, outcome, value
+      outcome 'done'; 'retry' (value: the next attempt); 'dead' (value: the record JSON)
+
+  Output:
+    one 1 or 0 per settlement, in order: 0 when the caller no longer held the claim (its
+    lease expired and another took it)
+]]
+--- @include "includes/formats"
+--- @include "includes/keep-occurrence"
+local leases, dead, owner, ttl = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local held = runStatePrefix(owner)
+local out = {}
+for k = 3, #KEYS do
+  local a = 3 + (k - 3) * 4
+  local occurrenceKey, handler, id, outcome, value = KEYS[k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local field = handlerFieldOf(handler)
+  local member = claimMemberOf(handler, id)
+  local state = redis.call('HGET', occurrenceKey, field)
+  if not state or not startsWith(state, held) then
+    out[#out + 1] = 0
+  elseif outcome == 'retry' then
+    redis.call('HSET', occurrenceKey, field, held .. value)
+    out[#out + 1] = 1
+  else
+    if outcome == 'done' then
+      redis.call('HSET', occurrenceKey, field, 'done')
+      redis.call('HDEL', dead, member)
+    else
+      redis.call('HSET', occurrenceKey, field, 'dead|' .. string.sub(state, #held + 1))
+      redis.call('HSET', dead, member, value)
+    end
+    redis.call('ZREM', leases, member)
+    keepOccurrence(occurrenceKey, ttl)
+    out[#out + 1] = 1
+  end
+end
+return out

@@ -1,0 +1,75 @@
+import { CHILDREN_BOOKKEEPING, FAILED_CHILDREN_SUFFIX, type RedisKeys } from '../redis/redis-keys.js';
+import { type ReadClaims, grantedClaims } from './claim.types.js';
+import type { LuaScripts, ScriptArg } from './lua-scripts.js';
+
+/** One watched events stream, as read-and-claim.lua reads it. */
+export interface ReadStream {
+  stream: string;
+  queueName: string;
+  /** Whether a handler may want a failed job of this queue as a parent: then whether it had children is asked. */
+  askChildren: boolean;
+  /** Every handler that may want a failure of this queue, as a child or as a parent: all are claimed, and the dispatcher releases those that do not match. */
+  handlers: readonly string[];
+}
+
+/** A failure the script read: the job's stored hash and the classifier's answers, with the claims it took. */
+export interface ReadFailure {
+  queueName: string;
+  jobId: string;
+  /** HGETALL's flat list; empty when the job is gone. */
+  hash: unknown[];
+  /** The child its failedReason names (`child <key> failed`), and whether that child is among its failed children. */
+  namedChild?: { key: string; failed: boolean };
+  /** Whether the job has BullMQ's children bookkeeping; undefined when not asked. */
+  hadChildren?: boolean;
+  claimed?: ReadClaims;
+}
+
+/** The arguments and the reply of read-and-claim.lua, built and read in this one place. */
+export class ReadAndClaim {
+  private readonly streamKeys: string[];
+  private readonly sharedArgs: ScriptArg[];
+  private readonly streamArgs: ScriptArg[][];
+
+  constructor(
+    /** Scripts of the blocking connection: the script must queue right behind the read. */
+    private readonly scripts: LuaScripts,
+    private readonly keys: RedisKeys,
+    private readonly consumer: string,
+    private readonly streams: readonly ReadStream[],
+    /** ClaimStore.readClaimArgs when the read claims; undefined when it only reads. */
+    claimArgs?: readonly ScriptArg[],
+  ) {
+    this.streamKeys = streams.map((s) => s.stream);
+    this.sharedArgs = [FAILED_CHILDREN_SUFFIX, CHILDREN_BOOKKEEPING.length, ...CHILDREN_BOOKKEEPING.map((suffix) => `:${suffix}`)];
+    this.sharedArgs.push(...(claimArgs ? ['1', ...claimArgs] : ['0']));
+    this.streamArgs = streams.map((s) => [s.queueName, keys.jobPrefix(s.queueName), s.askChildren ? '1' : '0', s.handlers.length, ...s.handlers]);
+  }
+
+  /** Reads up to `count` entries of each stream after the id `after` gives it ('0': from the start). */
+  async run(count: number, after: (stream: string) => string): Promise<ReadFailure[]> {
+    const args: ScriptArg[] = [this.keys.group, this.consumer, count, ...this.sharedArgs];
+    this.streams.forEach((s, i) => args.push(after(s.stream), ...this.streamArgs[i]));
+    return this.decode((await this.scripts.run('readAndClaim', this.streamKeys, args)) as unknown[]);
+  }
+
+  private decode(reply: unknown[]): ReadFailure[] {
+    const failures: ReadFailure[] = [];
+    for (let i = 0; i + 7 < reply.length; i += 8) {
+      const stream = this.streams[Number(reply[i]) - 1];
+      if (!stream) continue;
+      const named = String(reply[i + 3]);
+      const hadChildren = Number(reply[i + 5]);
+      const occurrenceId = String(reply[i + 6]);
+      failures.push({
+        queueName: stream.queueName,
+        jobId: String(reply[i + 1]),
+        hash: reply[i + 2] as unknown[],
+        namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 4]) === 1 },
+        hadChildren: hadChildren < 0 ? undefined : hadChildren === 1,
+        claimed: occurrenceId === '' ? undefined : { occurrenceId, granted: grantedClaims(reply[i + 7] as unknown[], () => occurrenceId) },
+      });
+    }
+    return failures;
+  }
+}

@@ -1,0 +1,190 @@
+import { Logger } from '@nestjs/common';
+import type { ClaimStore } from '../claims/claim.store.js';
+import { claimMember } from '../claims/formats.js';
+import type { DeadLetter } from '../dead-letters/dead-letter.js';
+import { MESSAGES } from '../flow-failure.messages.js';
+import { describeError } from '../util/describe-error.js';
+import type { LeaseKeeper } from './lease-keeper.js';
+import type { Run } from './run.js';
+import { nextStep } from './run-rules.js';
+
+export interface RunQueueOptions {
+  concurrency: number;
+  handlerBackoffMs: number;
+}
+
+/**
+ * The runs of this instance: at most `concurrency` handlers at once, the rest queued; each
+ * outcome settled in Redis, a throw tried again after a doubling backoff while the claim
+ * stays held, and a dead letter after the last attempt (run-rules.ts). A handler never
+ * sees the job's Worker: nothing awaits a run but this queue. Sources wait here for room
+ * (`whenBacklogBelow`) when the handlers are behind.
+ */
+export class RunQueue {
+  private readonly logger = new Logger('FlowFailureModule');
+  private readonly queued: Run[] = [];
+  private readonly running = new Set<Promise<void>>();
+  /** Outcomes of finished handlers being written; their claims stay held (and renewed) until then. */
+  private readonly settling = new Set<Promise<void>>();
+  private readonly backoffTimers = new Map<string, NodeJS.Timeout>();
+  private readonly roomWaiters: { limit: number; resolve: () => void }[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly claims: ClaimStore,
+    private readonly leases: LeaseKeeper,
+    private readonly options: RunQueueOptions,
+  ) {}
+
+  /** Runs still to start or in flight here. */
+  get backlog(): number {
+    return this.queued.length + this.running.size + this.settling.size;
+  }
+
+  /** Nothing queued, running, being settled or waiting to retry. */
+  get idle(): boolean {
+    return this.backlog === 0 && this.backoffTimers.size === 0;
+  }
+
+  /** Resolves once the backlog is below `limit` (at once if it is, or once stopped). */
+  whenBacklogBelow(limit: number): Promise<void> {
+    if (this.stopped || this.backlog < limit) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push({ limit, resolve }));
+  }
+
+  /** Queues a run whose claim this instance holds. */
+  enqueue(run: Run): void {
+    if (this.stopped) return;
+    this.leases.hold(run);
+    this.queued.push(run);
+    this.pump();
+  }
+
+  /** Another instance took the run's claim over: it runs there now, not here. */
+  withdraw(run: Run): void {
+    const member = claimMember(run.handlerKey, run.occurrenceId);
+    clearTimeout(this.backoffTimers.get(member));
+    this.backoffTimers.delete(member);
+    const index = this.queued.findIndex((r) => claimMember(r.handlerKey, r.occurrenceId) === member);
+    if (index >= 0) this.queued.splice(index, 1);
+  }
+
+  /** Starts nothing more and resolves once the handlers in flight have returned and their outcomes are written. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.makeRoom();
+    for (const timer of this.backoffTimers.values()) clearTimeout(timer);
+    this.backoffTimers.clear();
+    this.queued.length = 0;
+    await Promise.allSettled([...this.running]);
+    await Promise.allSettled([...this.settling]);
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running.size < this.options.concurrency && this.queued.length > 0) {
+      const run = this.queued.shift() as Run;
+      const execution = this.execute(run).finally(() => {
+        this.running.delete(execution);
+        this.pump();
+        this.makeRoom();
+      });
+      this.running.add(execution);
+    }
+  }
+
+  private async execute(run: Run): Promise<void> {
+    if (run.attempt > run.maxAttempt) {
+      // The process that held the last allowed attempt died during it.
+      await this.deadLetter(run, MESSAGES.holderStopped());
+      return;
+    }
+    let failure: unknown;
+    try {
+      await run.binding.invoke(run.event);
+    } catch (error) {
+      failure = error ?? new Error('handler threw a nullish value');
+    }
+    // The handler's slot is free once it returns: its outcome is written beside the next runs,
+    // not before them (a catch-up would otherwise wait one round trip per handler).
+    const settling = this.settle(run, failure);
+    this.settling.add(settling);
+    void settling.finally(() => {
+      this.settling.delete(settling);
+      this.makeRoom();
+    });
+  }
+
+  private makeRoom(): void {
+    for (let i = this.roomWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.roomWaiters[i];
+      if (this.stopped || this.backlog < waiter.limit) {
+        this.roomWaiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  private async settle(run: Run, failure: unknown): Promise<void> {
+    const next = nextStep(run.attempt, run.maxAttempt, failure, this.options.handlerBackoffMs);
+    try {
+      if (next.step === 'done') {
+        // Still held (and renewed) until the done mark is in: a slow Redis must not let the lease lapse.
+        if (!(await this.claims.settle(run, { outcome: 'done' }))) this.warnLost(run);
+        this.leases.unhold(run);
+        run.done?.({ ok: true });
+      } else if (next.step === 'dead') {
+        await this.deadLetter(run, next.lastError, failure);
+      } else {
+        this.logger.warn(MESSAGES.retrying(run.binding.name, run.occurrenceId, run.attempt, run.maxAttempt, failure, next.delayMs));
+        await this.retryLater(run, next.nextAttempt, next.delayMs);
+      }
+    } catch (error) {
+      // Redis failed us while settling: keep nothing; the lease expires and another run settles it.
+      this.leases.unhold(run);
+      this.logger.warn(MESSAGES.outcomeNotRecorded(run.binding.name, run.occurrenceId, error));
+      run.done?.({ ok: false, error: describeError(error) });
+    }
+  }
+
+  private async retryLater(run: Run, nextAttempt: number, delayMs: number): Promise<void> {
+    if (!(await this.claims.settle(run, { outcome: 'retry', nextAttempt }))) {
+      this.leases.unhold(run);
+      this.warnLost(run);
+      return;
+    }
+    if (this.stopped) return; // the lease keeper hands the claim back; another instance retries it
+    const member = claimMember(run.handlerKey, run.occurrenceId);
+    const timer = setTimeout(() => {
+      this.backoffTimers.delete(member);
+      this.queued.push({ ...run, attempt: nextAttempt });
+      this.pump();
+    }, delayMs);
+    this.backoffTimers.set(member, timer);
+  }
+
+  private async deadLetter(run: Run, lastError: string, failure?: unknown): Promise<void> {
+    const id = claimMember(run.handlerKey, run.occurrenceId);
+    const record: DeadLetter = {
+      id,
+      occurrenceId: run.occurrenceId,
+      kind: run.binding.kind,
+      handler: run.binding.name,
+      queueName: run.event.queueName,
+      jobId: run.event.jobId,
+      lastError,
+      attempts: run.attempt,
+      failedAt: Date.now(),
+    };
+    this.logger.error(
+      MESSAGES.deadLetter(run.binding.name, run.occurrenceId, run.attempt, id, lastError),
+      failure instanceof Error ? failure.stack : undefined,
+    );
+    if (!(await this.claims.settle(run, { outcome: 'dead', record: JSON.stringify(record) }))) this.warnLost(run);
+    this.leases.unhold(run);
+    run.done?.({ ok: false, error: lastError });
+  }
+
+  private warnLost(run: Run): void {
+    this.logger.warn(MESSAGES.claimLost(run.binding.name, run.occurrenceId));
+  }
+}

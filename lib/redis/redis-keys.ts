@@ -1,0 +1,143 @@
+/** A job key taken apart. */
+export interface ParsedJobKey {
+  prefix: string;
+  queueName: string;
+  jobId: string;
+  /** The whole key: `${prefix}:${queueName}:${jobId}`. */
+  key: string;
+}
+
+/** One attempt of a job: a Worker's reservation is for the attempt it started. */
+export interface JobAttempt {
+  queueName: string;
+  jobId: string;
+  /** BullMQ's `attemptsStarted` (`ats`): counts every start, so each names one attempt. */
+  attemptsStarted: number;
+}
+
+/** What BullMQ keeps under a parent's job key for its children: any of them means the job had children. */
+export const CHILDREN_BOOKKEEPING = ['dependencies', 'processed', 'failed', 'unsuccessful'] as const;
+
+/** The suffix of the ZSET under a parent's key of the children whose failure counted against it. */
+export const FAILED_CHILDREN_SUFFIX = ':unsuccessful';
+
+const DEFERRED_FAILURE = /^child (.+) failed$/;
+
+/**
+ * Every Redis key the module reads or writes, built in this one place. BullMQ's keys
+ * (jobs, events streams, failed sets) are read only. The module's own keys live under the
+ * queues' prefix, so a prefix with a hash tag (`{bull}`) keeps them in the queues' Redis
+ * Cluster slot.
+ */
+export class RedisKeys {
+  private readonly base: string;
+
+  constructor(
+    readonly prefix: string,
+    readonly group: string,
+  ) {
+    this.base = `${prefix}:flow-failure:${group}`;
+  }
+
+  // BullMQ's keys.
+
+  job(queueName: string, jobId: string): string {
+    return jobKey(this.prefix, queueName, jobId);
+  }
+
+  /** What every job key of a queue begins with. */
+  jobPrefix(queueName: string): string {
+    return this.job(queueName, '');
+  }
+
+  eventsStream(queueName: string): string {
+    return `${this.prefix}:${queueName}:events`;
+  }
+
+  failedSet(queueName: string): string {
+    return `${this.prefix}:${queueName}:failed`;
+  }
+
+  failedChildren(parentKey: string): string {
+    return `${parentKey}${FAILED_CHILDREN_SUFFIX}`;
+  }
+
+  childrenBookkeeping(parentKey: string): string[] {
+    return CHILDREN_BOOKKEEPING.map((suffix) => `${parentKey}:${suffix}`);
+  }
+
+  // The module's keys.
+
+  /** HASH: the occurrence's `snapshot` and one state field per handler (`h:<handler>`). */
+  occurrence(occurrenceId: string): string {
+    return `${this.occurrencePrefix}${occurrenceId}`;
+  }
+
+  /** What every occurrence key begins with, for the scripts that build one. */
+  get occurrencePrefix(): string {
+    return `${this.base}:occ:`;
+  }
+
+  /**
+   * STRING with a TTL: the owner of the Worker that started this attempt of a flow job,
+   * which runs the handlers of its failure as it sees it; every other claim is taken in
+   * its name while this lives (reserve-2.lua).
+   */
+  reservation({ queueName, jobId, attemptsStarted }: JobAttempt): string {
+    return `${this.reservationPrefix}${queueName}:${jobId}:${attemptsStarted}`;
+  }
+
+  /** What every reservation key begins with, for the scripts that build one. */
+  get reservationPrefix(): string {
+    return `${this.base}:res:`;
+  }
+
+  /** ZSET: claim member -> lease deadline (ms). Expired members are taken over by any replica. */
+  get leases(): string {
+    return `${this.base}:leases`;
+  }
+
+  /** HASH: claim member -> dead letter record (JSON). */
+  get deadLetters(): string {
+    return `${this.base}:dead`;
+  }
+
+  /** STRING: the `finishedOn` up to which the queue's failed set has been swept. */
+  sweepCheckpoint(queueName: string): string {
+    return `${this.base}:sweep:${queueName}`;
+  }
+
+  /** STRING with a TTL: one replica sweeps a queue at a time. */
+  sweepLock(queueName: string): string {
+    return `${this.base}:sweep-lock:${queueName}`;
+  }
+}
+
+/** A job's key under any prefix (a flow's parent may live under another). */
+export function jobKey(prefix: string, queueName: string, jobId: string): string {
+  return `${prefix}:${queueName}:${jobId}`;
+}
+
+/**
+ * The only place a job key is taken apart. A prefix may contain ':' but queue names
+ * and job ids may not, so the key splits on its last two colons.
+ */
+export function parseJobKey(key: string): ParsedJobKey | undefined {
+  const last = key.lastIndexOf(':');
+  const middle = last > 0 ? key.lastIndexOf(':', last - 1) : -1;
+  if (middle <= 0 || last === key.length - 1 || last - middle < 2) {
+    return undefined;
+  }
+  return {
+    prefix: key.slice(0, middle),
+    queueName: key.slice(middle + 1, last),
+    jobId: key.slice(last + 1),
+    key,
+  };
+}
+
+/** The child key inside BullMQ's deferred failure text `child <key> failed`. */
+export function parseDeferredFailure(text: string | undefined): ParsedJobKey | undefined {
+  const match = text ? DEFERRED_FAILURE.exec(text) : null;
+  return match ? parseJobKey(match[1]) : undefined;
+}

@@ -1,0 +1,4 @@
+/** A readable message for any thrown value. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
