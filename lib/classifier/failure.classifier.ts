@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { JobRef, RootCause } from '../interfaces/failure-events.interface.js';
 import { occurrenceId } from '../claims/formats.js';
 import { traced, tracing } from '../diagnostics.js';
-import { type ParsedJobKey, type RedisKeys, parseDeferredFailure, parseJobKey } from '../redis/redis-keys.js';
+import type { ParsedJobKey, RedisKeys } from '../redis/redis-keys.js';
 import type { FailureOccurrence } from './failure-occurrence.js';
 import type { FailureSignal, StoredFacts } from './failure-signal.js';
 import type { JobLoader } from './job-loader.js';
@@ -74,8 +74,8 @@ export class FailureClassifier {
       return undefined;
     }
     // What can be asked before the job is loaded is asked now, so it travels with the load: one round trip.
-    const inMemory = parseDeferredFailure(signal.job?.deferredFailure);
-    const reported = inMemory ? undefined : parseDeferredFailure(signal.failedReason);
+    const inMemory = this.keys.parseDeferredFailure(signal.job?.deferredFailure);
+    const reported = inMemory ? undefined : this.keys.parseDeferredFailure(signal.failedReason);
     const reportedIsFailedChild = reported ? this.isFailedChild(key, reported, signal.facts) : undefined;
     const wantsParent = this.parentInterest(signal.queueName, signal.job?.name);
     // Not needed when a failed child is named: that alone makes the job a parent.
@@ -107,8 +107,7 @@ export class FailureClassifier {
       job: base.job,
     };
 
-    const parentKey = job.parentKey ?? (job.parent?.id ? `${job.parent.queueKey}:${job.parent.id}` : undefined);
-    const parent = parentKey ? parseJobKey(parentKey) : undefined;
+    const parent = this.keys.parentOf(job);
     if (parent) {
       occurrence.childFailed = {
         ...base,
@@ -132,7 +131,7 @@ export class FailureClassifier {
       };
     }
     // What this job's parent, failing next, will want to know.
-    this.recent.remember(key, job.finishedOn, failedChild ? rootCause : causeOf(key, job));
+    this.recent.remember(key, job.finishedOn, failedChild ? rootCause : causeOf({ prefix: this.keys.prefix, queueName: signal.queueName, jobId: signal.jobId, key }, job));
     return occurrence;
   }
 
@@ -146,9 +145,9 @@ export class FailureClassifier {
     key: string,
     asked?: { child: ParsedJobKey; confirmed?: Promise<boolean> },
   ): Promise<ParsedJobKey | undefined> {
-    const deferred = parseDeferredFailure(job.deferredFailure);
+    const deferred = this.keys.parseDeferredFailure(job.deferredFailure);
     if (deferred) return deferred;
-    const named = parseDeferredFailure(job.failedReason);
+    const named = this.keys.parseDeferredFailure(job.failedReason);
     if (!named) return undefined;
     const confirmed = asked?.confirmed && asked.child.key === named.key ? asked.confirmed : this.isFailedChild(key, named);
     return (await confirmed) ? named : undefined;
@@ -176,7 +175,7 @@ export class FailureClassifier {
       if (known) return known;
       const job = await load(next);
       if (!job) break;
-      cause = causeOf(next.key, job);
+      cause = causeOf(next, job);
       next = await this.failedChildOf(job, next.key);
     }
     return cause;
@@ -184,8 +183,7 @@ export class FailureClassifier {
 }
 
 /** A failed job as a root cause. */
-function causeOf(key: string, job: Job): RootCause {
-  const { queueName, jobId } = parseJobKey(key) as ParsedJobKey;
+function causeOf({ queueName, jobId, key }: ParsedJobKey, job: Job): RootCause {
   return { queueName, jobId, key, jobName: job.name, failedReason: job.failedReason ?? '', stacktrace: job.stacktrace ?? undefined };
 }
 

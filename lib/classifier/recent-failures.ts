@@ -60,9 +60,8 @@ export class RecentFailures {
   }
 
   /**
-   * Drops the oldest tenth at once. Evicting one entry per insert was slower than the whole
-   * classification: each entry re-inserted leaves a deleted slot at the front of the Map,
-   * and every `keys().next()` walked past all of them.
+   * Drops the oldest tenth at once, not one entry per insert: each entry re-inserted leaves
+   * a deleted slot at the front of the Map, and every `keys().next()` walks past all of them.
    */
   private evictOldest(): void {
     let excess = this.entries.size - EVICT_DOWN_TO;

@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import type { ClaimStore } from '../claims/claim.store.js';
 import type { HandlerRegistry } from '../discovery/handler.registry.js';
 import { MESSAGES } from '../flow-failure.messages.js';
-import { type JobAttempt, parseJobKey } from '../redis/redis-keys.js';
+import type { JobAttempt, RedisKeys } from '../redis/redis-keys.js';
 
 /**
  * What a reported failure may do with its reservation: start its handlers before they are
@@ -41,6 +41,7 @@ export class WorkerReservations {
   constructor(
     private readonly claims: ClaimStore,
     private readonly registry: HandlerRegistry,
+    private readonly keys: RedisKeys,
     private readonly leaseMs: number,
     /** The `workerReservations` option. */
     private readonly enabled: boolean,
@@ -97,7 +98,7 @@ export class WorkerReservations {
    * failure). A parent failing in its own processor is claimed as it fails.
    */
   private failureWanted(queueName: string, job: Job): boolean {
-    const parentQueueName = job.parentKey ? parseJobKey(job.parentKey)?.queueName : undefined;
+    const parentQueueName = this.keys.parentOf(job)?.queueName;
     return (
       (parentQueueName !== undefined && this.registry.couldMatch({ kind: 'child-failed', queueName, jobName: job.name, parentQueueName })) ||
       (job.deferredFailure !== undefined && this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName: job.name, causedByChild: true }))

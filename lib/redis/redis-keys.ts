@@ -35,6 +35,8 @@ export class RedisKeys {
   constructor(
     readonly prefix: string,
     readonly group: string,
+    /** The watched queues: they tell where a job key under another prefix splits. */
+    private readonly queues: readonly string[] = [],
   ) {
     this.base = `${prefix}:flow-failure:${group}`;
   }
@@ -64,6 +66,42 @@ export class RedisKeys {
 
   childrenBookkeeping(parentKey: string): string[] {
     return CHILDREN_BOOKKEEPING.map((suffix) => `${parentKey}:${suffix}`);
+  }
+
+  /**
+   * Takes a job key apart. Queue names cannot contain ':', but prefixes and job ids can
+   * (`order:42:main`, `imp::42`), so the key is split where a known prefix or a watched
+   * queue says: under this prefix, after the queue name; under another, around a watched
+   * queue's name; failing both, on the last two colons (a job id without ':').
+   */
+  parseJobKey(key: string): ParsedJobKey | undefined {
+    const own = `${this.prefix}:`;
+    const underOwn = key.startsWith(own) ? splitQueueAndId(this.prefix, key.slice(own.length), key) : undefined;
+    if (underOwn && this.queues.includes(underOwn.queueName)) return underOwn;
+    for (const queueName of this.queues) {
+      const at = key.indexOf(`:${queueName}:`);
+      const jobId = at > 0 ? key.slice(at + queueName.length + 2) : '';
+      if (jobId !== '') return { prefix: key.slice(0, at), queueName, jobId, key };
+    }
+    return underOwn ?? parseJobKey(key);
+  }
+
+  /** The parent of a child job: exact from `job.parent` (its queue key and id), else from `job.parentKey`. */
+  parentOf(job: { parent?: { id?: string; queueKey: string }; parentKey?: string }): ParsedJobKey | undefined {
+    const { parent } = job;
+    const colon = parent?.queueKey.lastIndexOf(':') ?? -1;
+    if (parent?.id && colon > 0) {
+      const prefix = parent.queueKey.slice(0, colon);
+      const queueName = parent.queueKey.slice(colon + 1);
+      return { prefix, queueName, jobId: parent.id, key: jobKey(prefix, queueName, parent.id) };
+    }
+    return job.parentKey ? this.parseJobKey(job.parentKey) : undefined;
+  }
+
+  /** The child key inside BullMQ's deferred failure text `child <key> failed`. */
+  parseDeferredFailure(text: string | undefined): ParsedJobKey | undefined {
+    const match = text ? DEFERRED_FAILURE.exec(text) : null;
+    return match ? this.parseJobKey(match[1]) : undefined;
   }
 
   // The module's keys.
@@ -118,11 +156,15 @@ export function jobKey(prefix: string, queueName: string, jobId: string): string
   return `${prefix}:${queueName}:${jobId}`;
 }
 
-/**
- * The only place a job key is taken apart. A prefix may contain ':' but queue names
- * and job ids may not, so the key splits on its last two colons.
- */
-export function parseJobKey(key: string): ParsedJobKey | undefined {
+/** `<queue>:<jobId>` after a known prefix: the queue name ends at the first ':'. */
+function splitQueueAndId(prefix: string, rest: string, key: string): ParsedJobKey | undefined {
+  const colon = rest.indexOf(':');
+  if (colon <= 0 || colon === rest.length - 1) return undefined;
+  return { prefix, queueName: rest.slice(0, colon), jobId: rest.slice(colon + 1), key };
+}
+
+/** A job key under an unknown prefix, whose job id has no ':': it splits on its last two colons. */
+function parseJobKey(key: string): ParsedJobKey | undefined {
   const last = key.lastIndexOf(':');
   const middle = last > 0 ? key.lastIndexOf(':', last - 1) : -1;
   if (middle <= 0 || last === key.length - 1 || last - middle < 2) {
@@ -134,10 +176,4 @@ export function parseJobKey(key: string): ParsedJobKey | undefined {
     jobId: key.slice(last + 1),
     key,
   };
-}
-
-/** The child key inside BullMQ's deferred failure text `child <key> failed`. */
-export function parseDeferredFailure(text: string | undefined): ParsedJobKey | undefined {
-  const match = text ? DEFERRED_FAILURE.exec(text) : null;
-  return match ? parseJobKey(match[1]) : undefined;
 }

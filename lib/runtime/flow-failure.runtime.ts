@@ -146,7 +146,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   private assemble(config: FlowFailureConfig, connections: RedisConnections): Running {
     const { commands, jobs, blocking } = connections;
     const queues = this.registry.watchedQueues;
-    const keys = new RedisKeys(config.prefix, config.consumerGroup);
+    const keys = new RedisKeys(config.prefix, config.consumerGroup, queues);
     const scripts = new LuaScripts(commands);
     const loader = new JobLoader(jobs, keys);
     const recent = new RecentFailures();
@@ -154,7 +154,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false });
     const classifier = new FailureClassifier(jobs, loader, keys, recent, parentInterest);
     const claims = new ClaimStore(commands, scripts, keys, this.owner, config.leaseMs, config.dedupTtlMs);
-    const reservations = new WorkerReservations(claims, this.registry, config.leaseMs, config.workerReservations);
+    const reservations = new WorkerReservations(claims, this.registry, keys, config.leaseMs, config.workerReservations);
     const dispatcher = new FailureDispatcher(
       claims,
       this.registry,
