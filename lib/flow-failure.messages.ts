@@ -38,10 +38,19 @@ export const MESSAGES = {
   sweepFailed: (queue: string, error: unknown) =>
     `Sweeping the failed jobs of ${queue} failed: ${describeError(error)}; the next sweep tries again`,
 
+  jobUnreadable: (queue: string, jobId: string, fields: readonly string[]) =>
+    `The failed job ${queue}:${jobId} has stored fields that are not valid JSON (${fields.join(', ')}): ` +
+    'its handlers get the event without `job`',
+  jobUnclassifiable: (queue: string, jobId: string, error: unknown) =>
+    `Could not classify the failure of ${queue}:${jobId}: ${describeError(error)}; it is not delivered, ` +
+    'and is kept for an operator (FlowFailureService.getUnclassifiedFailures())',
+
   // Claims and runs.
   tookOver: (count: number) =>
     `Took over ${count} claim(s) whose holder stopped before finishing (an instance that crashed, stalled or closed); running them here`,
-  takeoverFailed: (error: unknown) => `Taking over expired claims failed: ${describeError(error)}`,
+  takeoverFailed: (error: unknown) => `Taking over expired claims failed: ${describeError(error)}; retrying with a growing pause`,
+  occurrenceUnrestorable: (occurrenceId: string, error: unknown) =>
+    `Could not rebuild occurrence ${occurrenceId} to take its claims over: ${describeError(error)}; its claims are dropped`,
   reservedClaimsNotRecorded: (count: number, error: unknown) =>
     `Started ${count} handler(s) on this instance's reservations but could not record their claims: ${describeError(error)}; ` +
     'should the reservations lapse before Redis answers, another instance may run them again',

@@ -3,6 +3,7 @@ export { FlowFailureService, type ReplayResult } from './service/flow-failure.se
 export { OnParentFailed } from './decorators/on-parent-failed.decorator.js';
 export { OnChildFailed } from './decorators/on-child-failed.decorator.js';
 export type { DeadLetter } from './dead-letters/dead-letter.js';
+export type { UnclassifiedFailure } from './classifier/bad-jobs.js';
 export type { RunResult } from './dispatcher/run.js';
 export type {
   ChildFailedEvent,

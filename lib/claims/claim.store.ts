@@ -3,6 +3,7 @@ import { traced, tracing } from '../diagnostics.js';
 import type { JobAttempt, RedisKeys } from '../redis/redis-keys.js';
 import type { ClaimRequest, GrantedClaim, HeldClaim, SettleOutcome, UnwantedClaims } from './claim.types.js';
 import { grantedClaims } from './claim.types.js';
+import { chunks } from '../util/chunks.js';
 import { parseClaimMember } from './formats.js';
 import type { LuaScripts, ScriptArg } from './lua-scripts.js';
 
@@ -13,8 +14,15 @@ interface PendingSettlement {
   reject: (error: unknown) => void;
 }
 
-/** Outcomes per settle script: a catch-up's outcomes in a few calls, none holding Redis for long. */
+/**
+ * Items per script call. Every call over a set of unbounded size is cut into these: a
+ * catch-up's claims and outcomes travel in a few calls, none holding Redis for long, and
+ * no call carries so many arguments that ioredis's pipeline breaks (tens of thousands
+ * overflow its stack and leave the replies misaligned).
+ */
+const CLAIMS_PER_CALL = 50;
 const SETTLES_PER_CALL = 100;
+const KEYS_PER_CALL = 500;
 
 /** What a claim is taken as: a first claim, a dead letter's replay, or the reserving owner recording its runs. */
 type ClaimMode = 'claim' | 'revive' | 'reserved';
@@ -66,11 +74,16 @@ export class ClaimStore {
 
   /** Ends reservations this owner took and will not use. */
   async unreserve(attempts: readonly JobAttempt[]): Promise<void> {
-    if (attempts.length > 0) await this.redis.del(...attempts.map((attempt) => this.keys.reservation(attempt)));
+    for (const chunk of chunks(attempts, KEYS_PER_CALL)) await this.redis.del(...chunk.map((attempt) => this.keys.reservation(attempt)));
   }
 
+  /** In calls of CLAIMS_PER_CALL occurrences, sent together. */
   private async claimAs(mode: ClaimMode, requests: readonly ClaimRequest[], markerTtlMs: number): Promise<GrantedClaim[]> {
-    if (requests.length === 0) return [];
+    const granted = await Promise.all(chunks(requests, CLAIMS_PER_CALL).map((chunk) => this.claimChunk(mode, chunk, markerTtlMs)));
+    return granted.flat();
+  }
+
+  private async claimChunk(mode: ClaimMode, requests: readonly ClaimRequest[], markerTtlMs: number): Promise<GrantedClaim[]> {
     const keys = [this.keys.leases, ...requests.map((r) => this.keys.occurrence(r.occurrenceId))];
     const args: ScriptArg[] = [this.owner, this.leaseMs, mode];
     for (const { occurrenceId, snapshot, handlerKeys, failedAttempt } of requests) {
@@ -97,11 +110,12 @@ export class ClaimStore {
    * handler still needs it; an occurrence no handler wants stays as a marker for markerTtlMs.
    */
   async releaseUnwanted(requests: readonly UnwantedClaims[], markerTtlMs: number): Promise<void> {
-    if (requests.length === 0) return;
-    const keys = [this.keys.leases, ...requests.map((r) => this.keys.occurrence(r.occurrenceId))];
-    const args: ScriptArg[] = [this.owner, markerTtlMs];
-    for (const { occurrenceId, snapshot, handlerKeys } of requests) args.push(occurrenceId, snapshot, handlerKeys.length, ...handlerKeys);
-    await this.scripts.run('releaseUnwanted', keys, args);
+    for (const chunk of chunks(requests, CLAIMS_PER_CALL)) {
+      const keys = [this.keys.leases, ...chunk.map((r) => this.keys.occurrence(r.occurrenceId))];
+      const args: ScriptArg[] = [this.owner, markerTtlMs];
+      for (const { occurrenceId, snapshot, handlerKeys } of chunk) args.push(occurrenceId, snapshot, handlerKeys.length, ...handlerKeys);
+      await this.scripts.run('releaseUnwanted', keys, args);
+    }
   }
 
   /**
@@ -118,8 +132,7 @@ export class ClaimStore {
   private settlePending(): void {
     const pending = this.settling;
     this.settling = [];
-    for (let from = 0; from < pending.length; from += SETTLES_PER_CALL) {
-      const chunk = pending.slice(from, from + SETTLES_PER_CALL);
+    for (const chunk of chunks(pending, SETTLES_PER_CALL)) {
       const keys = [this.keys.leases, this.keys.deadLetters, ...chunk.map(({ claim }) => this.keys.occurrence(claim.occurrenceId))];
       const args: ScriptArg[] = [this.owner, this.dedupTtlMs];
       for (const { claim, settlement } of chunk) {
@@ -140,13 +153,19 @@ export class ClaimStore {
     return (await this.scripts.run('discard', keys, [claim.handlerKey, claim.occurrenceId, this.dedupTtlMs])) === 1;
   }
 
-  /** Extends ('renew') or gives back ('release') claims in one round trip; returns those no longer ours. */
+  /**
+   * Extends ('renew') or gives back ('release') claims, KEYS_PER_CALL at a time, one call
+   * after another; returns those no longer ours.
+   */
   async lease(claims: readonly HeldClaim[], mode: 'renew' | 'release'): Promise<HeldClaim[]> {
-    if (claims.length === 0) return [];
-    const keys = [this.keys.leases, ...claims.map((c) => this.keys.occurrence(c.occurrenceId))];
-    const args = [this.owner, this.leaseMs, mode, ...claims.flatMap((c) => [c.handlerKey, c.occurrenceId])];
-    const lost = (await this.scripts.run('lease', keys, args)) as number[];
-    return lost.map((position) => claims[position - 1]);
+    const lost: HeldClaim[] = [];
+    for (const chunk of chunks(claims, KEYS_PER_CALL)) {
+      const keys = [this.keys.leases, ...chunk.map((c) => this.keys.occurrence(c.occurrenceId))];
+      const args = [this.owner, this.leaseMs, mode, ...chunk.flatMap((c) => [c.handlerKey, c.occurrenceId])];
+      const positions = (await this.scripts.run('lease', keys, args)) as number[];
+      lost.push(...positions.map((position) => chunk[position - 1]));
+    }
+    return lost;
   }
 
   /** Claims whose holder stopped renewing them. */
@@ -157,9 +176,10 @@ export class ClaimStore {
 
   /** For each occurrence, whether it is recorded (claimed, settled, or marked as seen by no handler). */
   async recorded(occurrenceIds: readonly string[]): Promise<boolean[]> {
-    if (occurrenceIds.length === 0) return [];
-    const reply = (await this.scripts.run('recorded', occurrenceIds.map((id) => this.keys.occurrence(id)), [])) as number[];
-    return reply.map((exists) => exists === 1);
+    const replies = await Promise.all(
+      chunks(occurrenceIds, KEYS_PER_CALL).map((chunk) => this.scripts.run('recorded', chunk.map((id) => this.keys.occurrence(id)), [])),
+    );
+    return (replies as number[][]).flat().map((exists) => exists === 1);
   }
 
   /** The stored snapshot of an occurrence, if it is still remembered. */

@@ -46,9 +46,14 @@ export function toSnapshot(occurrence: FailureOccurrence): string {
   return JSON.stringify(snapshot);
 }
 
-/** Rebuilds an occurrence from its snapshot; `job` is the job as it is now, if it still exists. */
+/** Rebuilds an occurrence from its snapshot (undefined when it does not parse); `job` is the job as it is now, if it still exists. */
 export function fromSnapshot(id: string, json: string, loadJob: (queueName: string, jobId: string) => Promise<Job | undefined>): Promise<FailureOccurrence | undefined> {
-  const snapshot = JSON.parse(json) as OccurrenceSnapshot;
+  let snapshot: OccurrenceSnapshot;
+  try {
+    snapshot = JSON.parse(json) as OccurrenceSnapshot;
+  } catch {
+    return Promise.resolve(undefined);
+  }
   const first = snapshot.parentFailed ?? snapshot.childFailed;
   if (!first) return Promise.resolve(undefined);
   return loadJob(first.queueName, first.jobId).then((job) => ({

@@ -3,7 +3,9 @@ import type { Redis } from 'ioredis';
 import type { JobRef, RootCause } from '../interfaces/failure-events.interface.js';
 import { occurrenceId } from '../claims/formats.js';
 import { traced, tracing } from '../diagnostics.js';
+import { isTransientRedisError } from '../redis/redis-errors.js';
 import type { ParsedJobKey, RedisKeys } from '../redis/redis-keys.js';
+import type { BadJobs } from './bad-jobs.js';
 import type { FailureOccurrence } from './failure-occurrence.js';
 import type { FailureSignal, StoredFacts } from './failure-signal.js';
 import type { JobLoader } from './job-loader.js';
@@ -37,6 +39,7 @@ export class FailureClassifier {
     private readonly keys: RedisKeys,
     private readonly recent: RecentFailures,
     private readonly parentInterest: ParentInterest,
+    private readonly badJobs: BadJobs,
   ) {}
 
   classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
@@ -58,8 +61,22 @@ export class FailureClassifier {
     for (const signal of signals) {
       if (signal.job) loads.set(this.keys.job(signal.queueName, signal.jobId), Promise.resolve(signal.job));
     }
-    const occurrences = await Promise.all(signals.map((signal) => this.classifyOne(signal, load)));
+    const occurrences = await Promise.all(signals.map((signal) => this.classifyIsolated(signal, load)));
     return occurrences.filter((o): o is FailureOccurrence => o !== undefined);
+  }
+
+  /**
+   * One failure whose data breaks its classification is set aside (BadJobs), not the batch
+   * around it; a Redis that cannot answer fails the batch, to be read again.
+   */
+  private async classifyIsolated(signal: FailureSignal, load: (ref: ParsedJobKey) => Promise<Job | undefined>): Promise<FailureOccurrence | undefined> {
+    try {
+      return await this.classifyOne(signal, load);
+    } catch (error) {
+      if (isTransientRedisError(error)) throw error;
+      await this.badJobs.unclassifiable(signal, error);
+      return undefined;
+    }
   }
 
   private async classifyOne(
@@ -88,12 +105,15 @@ export class FailureClassifier {
     if (signal.source !== 'worker' && !holdsClaims && (await this.recent.recordedHere(key, job.finishedOn, 0))) return undefined;
 
     const id = occurrenceId(signal.queueName, signal.jobId, job.finishedOn);
+    const unreadable = this.loader.unreadableFields(job);
+    if (unreadable) this.badJobs.unreadable(signal.queueName, signal.jobId, unreadable);
     const base = {
       id,
       queueName: signal.queueName,
       jobId: signal.jobId,
       jobName: job.name,
-      job: signal.job ?? job,
+      // A job decoded without its unreadable fields is not the job: handlers get none.
+      job: unreadable ? undefined : job,
       failedReason: job.failedReason,
       source: signal.source,
     };

@@ -53,7 +53,7 @@ export class RecentFailures {
     // Re-inserted either way: Map order is the eviction order.
     this.entries.delete(jobKey);
     const entry: Recent = known?.finishedOn === finishedOn ? known : { finishedOn, seenAt: 0 };
-    entry.seenAt = Date.now();
+    entry.seenAt = performance.now();
     this.entries.set(jobKey, entry);
     if (this.entries.size > CAPACITY) this.evictOldest();
     return entry;
@@ -73,7 +73,7 @@ export class RecentFailures {
 
   private fresh(jobKey: string): Recent | undefined {
     const entry = this.entries.get(jobKey);
-    if (entry && Date.now() - entry.seenAt > TTL_MS) {
+    if (entry && performance.now() - entry.seenAt > TTL_MS) {
       this.entries.delete(jobKey);
       return undefined;
     }

@@ -3,19 +3,26 @@ import type { ClaimStore } from '../claims/claim.store.js';
 import type { HeldClaim } from '../claims/claim.types.js';
 import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
 import { MESSAGES } from '../flow-failure.messages.js';
+import { isTransientRedisError } from '../redis/redis-errors.js';
 import type { FailureDispatcher } from './failure.dispatcher.js';
 
+/** Expired claims taken over per tick. */
 const BATCH = 200;
+/** The longest pause after take-overs that failed in a row. */
+const MAX_PAUSE_MS = 30_000;
 
 /**
  * Crash recovery for claims: a claim whose holder stopped renewing it (the process died
  * mid-run or while backing off) is rebuilt from the occurrence's snapshot and dispatched
- * again, through the same claim script as every first delivery.
+ * again, through the same claim script as every first delivery. It takes over only what
+ * the run queue has room for; the rest is left to other replicas, or the next tick.
  */
 export class ClaimTakeover {
   private readonly logger = new Logger('FlowFailureModule');
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  private failures = 0;
+  private pausedUntil = 0;
 
   constructor(
     private readonly claims: ClaimStore,
@@ -25,12 +32,22 @@ export class ClaimTakeover {
     private readonly intervalMs: number,
     /** True while live holders may still be renewing leases that ran out during a Redis outage. */
     private readonly holdersCatchingUp: () => boolean,
+    /** Runs the run queue can take now. */
+    private readonly room: () => number,
   ) {}
 
   start(): void {
     this.timer = setInterval(() => {
+      if (performance.now() < this.pausedUntil) return;
       this.running ??= this.takeOver()
-        .catch((error: unknown) => this.logger.warn(MESSAGES.takeoverFailed(error)))
+        .then(() => {
+          this.failures = 0;
+        })
+        .catch((error: unknown) => {
+          // Backs off while it keeps failing; logged once per streak.
+          if (this.failures++ === 0) this.logger.warn(MESSAGES.takeoverFailed(error));
+          this.pausedUntil = performance.now() + Math.min(MAX_PAUSE_MS, this.intervalMs * 2 ** this.failures);
+        })
         .finally(() => (this.running = undefined));
     }, this.intervalMs);
   }
@@ -41,22 +58,31 @@ export class ClaimTakeover {
   }
 
   private async takeOver(): Promise<void> {
-    if (this.holdersCatchingUp()) return;
-    const expired = await this.claims.expired(BATCH);
+    const room = Math.min(BATCH, this.room());
+    if (this.holdersCatchingUp() || room <= 0) return;
+    const expired = await this.claims.expired(room);
     const byOccurrence = new Map<string, HeldClaim[]>();
     for (const claim of expired) {
       byOccurrence.set(claim.occurrenceId, [...(byOccurrence.get(claim.occurrenceId) ?? []), claim]);
     }
     // All at once: their snapshot reads and job loads travel together, not one occurrence per round trip.
-    const restored = await Promise.all(
-      [...byOccurrence].map(async ([occurrenceId, claims]) => {
-        const occurrence = await this.restore(occurrenceId);
-        if (!occurrence) await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
-        else await this.dispatcher.releaseUnwanted(occurrence, claims);
-        return occurrence;
-      }),
-    );
+    const restored = await Promise.all([...byOccurrence].map(([occurrenceId, claims]) => this.restoreOne(occurrenceId, claims)));
     const occurrences = restored.filter((o): o is FailureOccurrence => o !== undefined);
     if (occurrences.length > 0) await this.dispatcher.dispatch(occurrences);
+  }
+
+  /** The occurrence to run again; undefined when nothing could run it (its leases are dropped). */
+  private async restoreOne(occurrenceId: string, claims: readonly HeldClaim[]): Promise<FailureOccurrence | undefined> {
+    let occurrence: FailureOccurrence | undefined;
+    try {
+      occurrence = await this.restore(occurrenceId);
+    } catch (error) {
+      if (isTransientRedisError(error)) throw error;
+      // Only this occurrence is broken: set aside, so that the claims behind it are taken over.
+      this.logger.error(MESSAGES.occurrenceUnrestorable(occurrenceId, error));
+    }
+    if (!occurrence) await Promise.all(claims.map((claim) => this.claims.dropLease(claim)));
+    else await this.dispatcher.releaseUnwanted(occurrence, claims);
+    return occurrence;
   }
 }

@@ -17,13 +17,12 @@ export interface DispatcherOptions {
   handlerAttempts: number;
   handlerBackoffMs: number;
   concurrency: number;
+  /** Runs queued or in flight above which sources wait (see RunQueue). */
+  backlogLimit: number;
   leaseMs: number;
   /** How long an occurrence no handler wanted is remembered, so the sweep does not load it again. */
   markerTtlMs: number;
 }
-
-/** Occurrences per claim script: a catch-up batch in a few round trips, none holding Redis for long. */
-const CLAIMS_PER_CALL = 50;
 
 /**
  * Runs each matching handler once per occurrence. It finds the handlers an occurrence
@@ -51,9 +50,14 @@ export class FailureDispatcher {
     this.runs = new RunQueue(claims, this.leases, options);
   }
 
-  /** Resolves once fewer than `limit` runs are queued or in flight here (sources wait on it). */
-  whenBacklogBelow(limit: number): Promise<void> {
-    return this.runs.whenBacklogBelow(limit);
+  /** How many more runs this instance should take on now (see RunQueue.room). */
+  get room(): number {
+    return this.runs.room;
+  }
+
+  /** Resolves once this instance has room for more runs (sources wait on it). */
+  whenRoom(): Promise<void> {
+    return this.runs.whenRoom();
   }
 
   /** Nothing queued, running, being settled, released or waiting to retry here. */
@@ -76,6 +80,11 @@ export class FailureDispatcher {
     return traced(tracing.dispatch, () => ({ occurrenceIds: occurrences.map((o) => o.id) }), () => this.claimAndQueue(occurrences, readClaims));
   }
 
+  /** Counts a delivery of `count` failures against the room until `work` (classifying and dispatching them) ends. */
+  delivering<T>(count: number, work: () => Promise<T>): Promise<T> {
+    return this.runs.promise(count, work);
+  }
+
   private async claimAndQueue(occurrences: readonly FailureOccurrence[], readClaims: readonly ReadClaims[]): Promise<boolean> {
     if (this.stopped) {
       // Not to be run here any more: handed back, so that another replica takes them at once
@@ -88,12 +97,10 @@ export class FailureDispatcher {
     const reserved = await this.reservedHere(unclaimed);
     const runNow = unclaimed.filter((o) => reserved.get(o) === 'run-now');
     const toClaim = unclaimed.filter((o) => reserved.get(o) !== 'run-now');
-    const chunks: FailureOccurrence[][] = [];
-    for (let from = 0; from < toClaim.length; from += CLAIMS_PER_CALL) chunks.push(toClaim.slice(from, from + CLAIMS_PER_CALL));
     const fromRead = this.runReadClaims(occurrences, taken);
     const started = runNow.length > 0 ? this.startOnReservation(runNow) : [];
-    const claimed = chunks.map((chunk) => this.claimAndRun(chunk, (o) => reserved.get(o) === 'claim-first'));
-    const granted = [...fromRead, ...(await Promise.all([started, ...claimed])).flat()];
+    const claimed = toClaim.length > 0 ? this.claimAndRun(toClaim, (o) => reserved.get(o) === 'claim-first') : [];
+    const granted = [...fromRead, ...(await Promise.all([started, claimed])).flat()];
     // A claim granted past its first attempt, outside our own retries, was someone else's.
     const takenOver = granted.filter((claim) => claim.attempt > 1).length;
     if (takenOver > 0) this.logger.warn(MESSAGES.tookOver(takenOver));

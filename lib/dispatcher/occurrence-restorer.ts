@@ -17,14 +17,22 @@ export class OccurrenceRestorer {
 
   async restore(occurrenceId: string): Promise<FailureOccurrence | undefined> {
     const snapshot = await this.claims.snapshot(occurrenceId);
-    if (snapshot) return fromSnapshot(occurrenceId, snapshot, (queueName, jobId) => this.loader.load(queueName, jobId));
-    // Claimed by a stream read whose process stopped before it stored the snapshot: the job
-    // tells again what it was (as long as it is still there, failed at that time).
+    const restored = snapshot ? await fromSnapshot(occurrenceId, snapshot, (queueName, jobId) => this.jobAsItIs(queueName, jobId)) : undefined;
+    if (restored) return restored;
+    // Claimed by a stream read whose process stopped before it stored the snapshot (or a
+    // snapshot that does not parse): the job tells again what it was, as long as it is still
+    // there, failed at that time.
     const ref = parseOccurrenceId(occurrenceId);
     if (!ref || !(await this.claims.recorded([occurrenceId]))[0]) return undefined;
     const [occurrence] = await this.classifier.classify([
       { source: 'stream', queueName: ref.queueName, jobId: ref.jobId, claimed: { occurrenceId, granted: [] } },
     ]);
     return occurrence?.id === occurrenceId ? occurrence : undefined;
+  }
+
+  /** The job now, for `event.job`: none when it is gone or its stored data does not parse. */
+  private async jobAsItIs(queueName: string, jobId: string) {
+    const job = await this.loader.load(queueName, jobId);
+    return job && !this.loader.unreadableFields(job) ? job : undefined;
   }
 }

@@ -11,6 +11,8 @@ import { nextStep } from './run-rules.js';
 export interface RunQueueOptions {
   concurrency: number;
   handlerBackoffMs: number;
+  /** Runs queued or in flight (with those promised to deliveries under way) above which sources wait. */
+  backlogLimit: number;
 }
 
 /**
@@ -27,7 +29,9 @@ export class RunQueue {
   /** Outcomes of finished handlers being written; their claims stay held (and renewed) until then. */
   private readonly settling = new Set<Promise<void>>();
   private readonly backoffTimers = new Map<string, NodeJS.Timeout>();
-  private readonly roomWaiters: { limit: number; resolve: () => void }[] = [];
+  private readonly roomWaiters: (() => void)[] = [];
+  /** Runs that deliveries under way may add: counted against the limit before they are claimed. */
+  private promised = 0;
   private stopped = false;
 
   constructor(
@@ -36,9 +40,14 @@ export class RunQueue {
     private readonly options: RunQueueOptions,
   ) {}
 
-  /** Runs still to start or in flight here. */
+  /** Runs still to start or in flight here, and those promised to deliveries under way. */
   get backlog(): number {
-    return this.queued.length + this.running.size + this.settling.size;
+    return this.queued.length + this.running.size + this.settling.size + this.promised;
+  }
+
+  /** How many more runs this instance should take now: it claims what it can run soon, and leaves the rest to other replicas. */
+  get room(): number {
+    return Math.max(0, this.options.backlogLimit - this.backlog);
   }
 
   /** Nothing queued, running, being settled or waiting to retry. */
@@ -46,10 +55,21 @@ export class RunQueue {
     return this.backlog === 0 && this.backoffTimers.size === 0;
   }
 
-  /** Resolves once the backlog is below `limit` (at once if it is, or once stopped). */
-  whenBacklogBelow(limit: number): Promise<void> {
-    if (this.stopped || this.backlog < limit) return Promise.resolve();
-    return new Promise((resolve) => this.roomWaiters.push({ limit, resolve }));
+  /** Resolves once there is room (at once if there is, or once stopped). */
+  whenRoom(): Promise<void> {
+    if (this.stopped || this.room > 0) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** A delivery of up to `count` runs begins: they count against the limit until `work` has queued them. */
+  async promise<T>(count: number, work: () => Promise<T>): Promise<T> {
+    this.promised += count;
+    try {
+      return await work();
+    } finally {
+      this.promised -= count;
+      this.makeRoom();
+    }
   }
 
   /** Queues a run whose claim this instance holds. */
@@ -115,13 +135,8 @@ export class RunQueue {
   }
 
   private makeRoom(): void {
-    for (let i = this.roomWaiters.length - 1; i >= 0; i--) {
-      const waiter = this.roomWaiters[i];
-      if (this.stopped || this.backlog < waiter.limit) {
-        this.roomWaiters.splice(i, 1);
-        waiter.resolve();
-      }
-    }
+    if (this.roomWaiters.length === 0 || (!this.stopped && this.room <= 0)) return;
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
   }
 
   private async settle(run: Run, failure: unknown): Promise<void> {

@@ -58,7 +58,7 @@ export class WorkerReservations {
 
   /** A Worker here has just started this attempt. Not awaited: the reservation travels while the job runs. */
   private reserve(attempt: JobAttempt): void {
-    const now = Date.now();
+    const now = performance.now();
     // Expired in Redis by now, and never answered: a failure report no longer needs them.
     this.dropOlderThan(now - this.leaseMs);
     const taken = this.claims.reserve(attempt).catch((error: unknown) => {
@@ -78,7 +78,20 @@ export class WorkerReservations {
     if (!reservation) return 'none';
     this.reservations.delete(key(attempt));
     if (!(await reservation.taken)) return 'none';
-    return Date.now() - reservation.sentAt < this.usableMs ? 'run-now' : 'claim-first';
+    return performance.now() - reservation.sentAt < this.usableMs ? 'run-now' : 'claim-first';
+  }
+
+  /**
+   * A failure reported here that this instance will not handle (no room): its reservation
+   * ends now, so that another replica (or this one's stream reader, later) claims it at once.
+   */
+  giveBack(attempt: JobAttempt): void {
+    const reservation = this.reservations.get(key(attempt));
+    if (!reservation) return;
+    this.reservations.delete(key(attempt));
+    void reservation.taken
+      .then((taken) => (taken ? this.claims.unreserve([attempt]) : undefined))
+      .catch((error: unknown) => this.logger.warn(MESSAGES.reservationsNotReturned(error)));
   }
 
   /**

@@ -140,6 +140,11 @@ export class RedisKeys {
     return `${this.base}:dead`;
   }
 
+  /** LIST: failures that could not be classified, newest first (capped), for operators. */
+  get unclassified(): string {
+    return `${this.base}:unclassified`;
+  }
+
   /** STRING: the `finishedOn` up to which the queue's failed set has been swept. */
   sweepCheckpoint(queueName: string): string {
     return `${this.base}:sweep:${queueName}`;

@@ -36,12 +36,13 @@ export class FailurePipeline {
     if (this.closed) return Promise.resolve();
     // A read that took none of the occurrence's claims found it recorded elsewhere, and every
     // handler that could want it held there, done or dead: nothing is left to do here.
-    const toClassify = signals.filter((signal) => !signal.claimed || signal.claimed.granted.length > 0);
+    const toClassify = onePerJob(signals).filter((signal) => !signal.claimed || signal.claimed.granted.length > 0);
     const readClaims = toClassify.flatMap((signal) => signal.claimed ?? []);
     // The occurrences recorded in Redis (none when stopped before recording them).
-    const recorded = this.classifier
-      .classify(toClassify)
-      .then(async (occurrences) => ((await this.dispatcher.dispatch(occurrences, readClaims)) ? occurrences : []));
+    const recorded = this.dispatcher.delivering(toClassify.length, async () => {
+      const occurrences = await this.classifier.classify(toClassify);
+      return (await this.dispatcher.dispatch(occurrences, readClaims)) ? occurrences : [];
+    });
     // A Worker's report: the stream's entry for the same failure arrives about now, and waits
     // for this instead of classifying and claiming it again.
     for (const { source, queueName, jobId, job } of signals) {
@@ -56,4 +57,18 @@ export class FailurePipeline {
     this.inFlight.add(delivery);
     return delivery.finally(() => this.inFlight.delete(delivery));
   }
+}
+
+/**
+ * A job's signals in one delivery come to one classification: it reads the job as it is
+ * now (its latest failure), whichever entry or report named it. The first of them is kept.
+ */
+function onePerJob(signals: readonly FailureSignal[]): FailureSignal[] {
+  const seen = new Set<string>();
+  return signals.filter((signal) => {
+    const job = `${signal.queueName}\n${signal.jobId}`;
+    if (seen.has(job)) return false;
+    seen.add(job);
+    return true;
+  });
 }

@@ -13,6 +13,7 @@ import { ModuleRef } from '@nestjs/core';
 import { ClaimStore } from '../claims/claim.store.js';
 import { LuaScripts } from '../claims/lua-scripts.js';
 import { ReadAndClaim } from '../claims/read-and-claim.js';
+import { BadJobs } from '../classifier/bad-jobs.js';
 import { FailureClassifier } from '../classifier/failure.classifier.js';
 import { JobLoader } from '../classifier/job-loader.js';
 import { RecentFailures } from '../classifier/recent-failures.js';
@@ -44,6 +45,12 @@ import { FailurePipeline } from './failure-pipeline.js';
  */
 const STREAM_BACKUP_PAUSE_MS = 50;
 
+/**
+ * Runs an instance takes on per handler slot (`concurrency`): what it can start soon. The
+ * sources wait beyond that, and leave the rest of a backlog to other replicas.
+ */
+const BACKLOG_PER_SLOT = 4;
+
 /** Everything that exists between bootstrap and shutdown. */
 interface Running {
   connections: RedisConnections;
@@ -52,6 +59,7 @@ interface Running {
   reservations: WorkerReservations;
   dispatcher: FailureDispatcher;
   deadLetters: DeadLetters;
+  badJobs: BadJobs;
   takeover: ClaimTakeover;
   workers: WorkerSource;
   stream: StreamSource;
@@ -86,6 +94,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   /** @throws Error before `app.init()` has finished, or after `app.close()` */
   get deadLetters(): DeadLetters {
     return this.parts.deadLetters;
+  }
+
+  /** @throws Error before `app.init()` has finished, or after `app.close()` */
+  get badJobs(): BadJobs {
+    return this.parts.badJobs;
   }
 
   private get parts(): Running {
@@ -152,7 +165,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const recent = new RecentFailures();
     const parentInterest = (queueName: string, jobName?: string) =>
       this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false });
-    const classifier = new FailureClassifier(jobs, loader, keys, recent, parentInterest);
+    const badJobs = new BadJobs(commands, keys);
+    const classifier = new FailureClassifier(jobs, loader, keys, recent, parentInterest, badJobs);
     const claims = new ClaimStore(commands, scripts, keys, this.owner, config.leaseMs, config.dedupTtlMs);
     const reservations = new WorkerReservations(claims, this.registry, keys, config.leaseMs, config.workerReservations);
     const dispatcher = new FailureDispatcher(
@@ -162,11 +176,13 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         handlerAttempts: config.handlerAttempts,
         handlerBackoffMs: config.handlerBackoffMs,
         concurrency: config.concurrency,
+        backlogLimit: config.concurrency * BACKLOG_PER_SLOT,
         leaseMs: config.leaseMs,
         markerTtlMs: Math.max(10 * 60 * 1000, 4 * config.sweepIntervalMs),
       },
       reservations,
     );
+    const capacity = { room: () => dispatcher.room, whenRoom: () => dispatcher.whenRoom() };
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
     const pipeline = new FailurePipeline(classifier, dispatcher, recent, keys);
     const deliver = (signals: Parameters<FailurePipeline['deliver']>[0]) => pipeline.deliver(signals);
@@ -192,6 +208,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       reservations,
       dispatcher,
       deadLetters: new DeadLetters(new DeadLetterStore(commands, keys), claims, restorer, dispatcher),
+      badJobs,
       takeover: new ClaimTakeover(
         claims,
         dispatcher,
@@ -199,19 +216,24 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         // Often, so claims handed back by a closing instance are taken at once; it is one cheap script.
         Math.min(1000, Math.floor(config.leaseMs / 2)),
         holdersCatchingUp,
+        () => dispatcher.room,
       ),
-      workers: new WorkerSource(config.prefix, deliver, (queueName, job) => reservations.jobStarted(queueName, job)),
+      workers: new WorkerSource(config.prefix, deliver, {
+        jobStarted: (queueName, job) => reservations.jobStarted(queueName, job),
+        hasRoom: () => dispatcher.room > 0,
+        passOn: (queueName, job) => reservations.giveBack({ queueName, jobId: job.id as string, attemptsStarted: job.attemptsStarted }),
+      }),
       stream: new StreamSource(
         commands,
         blocking,
         keys,
         positions,
         deliver,
-        (limit) => dispatcher.whenBacklogBelow(limit),
+        capacity,
         new ReadBehind(readAndClaim, keys, loader),
-        { queues, consumer: this.owner, leaseMs: config.leaseMs, maxBacklog: config.concurrency * 20, holdersCatchingUp },
+        { queues, consumer: this.owner, leaseMs: config.leaseMs, holdersCatchingUp },
       ),
-      sweep: new SweepSource(commands, scripts, keys, positions, deliver, (ids) => claims.recorded(ids), {
+      sweep: new SweepSource(commands, scripts, keys, positions, deliver, (ids) => claims.recorded(ids), capacity, {
         queues,
         intervalMs: config.sweepIntervalMs,
         owner: this.owner,

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { UnclassifiedFailure } from '../classifier/bad-jobs.js';
 import type { DeadLetter } from '../dead-letters/dead-letter.js';
 import type { RunResult } from '../dispatcher/run.js';
 import { MESSAGES } from '../flow-failure.messages.js';
@@ -19,9 +20,9 @@ export class FlowFailureService {
    * retry. Meant for tests and graceful hand-overs; rejects after `timeoutMs`.
    */
   async whenIdle(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     while (!(await this.runtime.isIdle())) {
-      if (Date.now() > deadline) throw new Error(MESSAGES.stillBusy(timeoutMs));
+      if (performance.now() > deadline) throw new Error(MESSAGES.stillBusy(timeoutMs));
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -49,6 +50,14 @@ export class FlowFailureService {
   /** Forgets a dead letter without running its handler again. */
   discard(id: string): Promise<boolean> {
     return this.runtime.deadLetters.discard(id);
+  }
+
+  /**
+   * Failures whose stored job could not be classified at all (logged once each): they were
+   * not delivered. Newest first; the last 1000 are kept.
+   */
+  getUnclassifiedFailures(options: { offset?: number; limit?: number } = {}): Promise<UnclassifiedFailure[]> {
+    return this.runtime.badJobs.list(options.offset ?? 0, options.limit ?? 100);
   }
 
   /** Forgets every dead letter; returns how many. */

@@ -40,12 +40,14 @@ export class SweepSource {
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     /** For each occurrence, whether it is recorded already (the claim store answers). */
     private readonly recorded: (occurrenceIds: string[]) => Promise<boolean[]>,
+    /** The handlers' room: each slice of a page waits for it. */
+    private readonly capacity: { room(): number; whenRoom(): Promise<void> },
     private readonly options: SweepSourceOptions,
   ) {}
 
   /** Sets the checkpoints of queues seen for the first time (history before that is not swept), then sweeps in the background. */
   async start(): Promise<void> {
-    const now = Date.now();
+    const now = await this.redisNow();
     for (const queue of this.options.queues) {
       await this.redis.set(this.keys.sweepCheckpoint(queue), now, 'NX');
     }
@@ -81,7 +83,7 @@ export class SweepSource {
     try {
       const horizon = await this.horizon(queue);
       const checkpointKey = this.keys.sweepCheckpoint(queue);
-      const checkpoint = Number((await this.redis.get(checkpointKey)) ?? Date.now());
+      const checkpoint = Number((await this.redis.get(checkpointKey)) ?? horizon);
       // Page on the score; `offset` skips the ids of the last score that were already read.
       let min = `(${checkpoint}`;
       let offset = 0;
@@ -109,7 +111,22 @@ export class SweepSource {
     const signals = jobs
       .filter((_, i) => !recorded[i])
       .map((job): FailureSignal => ({ source: 'sweep', queueName: queue, jobId: job.jobId }));
-    if (signals.length > 0) await this.deliver(signals);
+    // No more at once than the handlers have room for: a page of a long gap must not flood them.
+    for (let from = 0; from < signals.length && !this.stopping; ) {
+      await this.capacity.whenRoom();
+      const slice = signals.slice(from, from + Math.max(1, this.capacity.room()));
+      from += slice.length;
+      await this.deliver(slice);
+    }
+  }
+
+  /**
+   * Redis's clock: the checkpoint is shared by every replica, so no replica's own clock
+   * may move it (failed sets are scored by `finishedOn`, which the Workers' clocks wrote).
+   */
+  private async redisNow(): Promise<number> {
+    const [seconds, micros] = await this.redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   /**
@@ -117,7 +134,7 @@ export class SweepSource {
    * group still has entries to read, not past the last entry it was handed.
    */
   private async horizon(queue: string): Promise<number> {
-    const latest = Date.now() - GRACE_MS;
+    const latest = (await this.redisNow()) - GRACE_MS;
     const position = await this.positions.read(queue);
     if (!position || position.caughtUp) return latest;
     return Math.min(latest, position.deliveredMs - GRACE_MS);

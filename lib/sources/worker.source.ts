@@ -6,8 +6,15 @@ import { MESSAGES } from '../flow-failure.messages.js';
 type FailedListener = (job: Job | undefined, error: Error, prev: string) => void;
 type ActiveListener = (job: Job) => void;
 
-/** What the source does as a Worker starts a job: reserve its failure if a handler may want it. */
-export type OnJobStarted = (queueName: string, job: Job) => void;
+/** What the Worker source asks of the rest of the module. */
+export interface WorkerSourceHooks {
+  /** A Worker started a job: its failure is reserved if a handler may want it. */
+  jobStarted(queueName: string, job: Job): void;
+  /** Whether the handlers have room for one more failure here. */
+  hasRoom(): boolean;
+  /** A failure this instance has no room for: the stream or another replica delivers it. */
+  passOn(queueName: string, job: Job): void;
+}
 
 /**
  * The fastest source: the app's own Workers, in memory. Keeps only final failures
@@ -21,7 +28,7 @@ export class WorkerSource {
   constructor(
     private readonly prefix: string,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
-    private readonly onJobStarted: OnJobStarted,
+    private readonly hooks: WorkerSourceHooks,
   ) {}
 
   attach(worker: Worker): void {
@@ -33,13 +40,16 @@ export class WorkerSource {
     }
     const listener: FailedListener = (job) => {
       if (!job?.id || !job.finishedOn) return;
+      // A Worker cannot be made to wait: what the handlers have no room for is left to the
+      // stream, read as they have room, here or in another replica.
+      if (!this.hooks.hasRoom()) return this.hooks.passOn(worker.name, job);
       // Never awaited: the Worker goes on with its next job while the handlers run.
       this.deliver([{ source: 'worker', queueName: worker.name, jobId: job.id, job }]).catch((error: unknown) => {
         this.logger.warn(MESSAGES.workerDeliveryFailed(worker.name, job.id as string, error));
       });
     };
     worker.on('failed', listener);
-    const active: ActiveListener = (job) => this.onJobStarted(worker.name, job);
+    const active: ActiveListener = (job) => this.hooks.jobStarted(worker.name, job);
     worker.on('active', active);
     this.listeners.set(worker, { failed: listener, active });
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type ConsoleLoggerOptions, type INestApplicationContext, Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
-import { FlowProducer, type Job, type JobNode, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
+import { FlowProducer, type Job, type JobNode, Queue, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
   FlowFailureModule,
@@ -145,6 +145,8 @@ export interface AppSpec {
   options?: FlowFailureModuleOptions;
   /** Leave out BullModule entirely (an app that only reacts to failures). */
   withoutBull?: boolean;
+  /** A Redis other than REDIS_URL (one the test started). */
+  redisUrl?: string;
 }
 
 export interface TestApp {
@@ -157,7 +159,7 @@ export interface TestApp {
 
 /** The root module of a test app: BullModule with processors, FlowFailureModule, handlers. */
 export function testAppModule(spec: AppSpec): Type {
-  const connection = redisConnection();
+  const connection = redisConnection(spec.redisUrl);
   const processors = spec.processors ?? [];
   const imports = [
     ...(spec.withoutBull
@@ -184,19 +186,24 @@ export async function startApp(spec: AppSpec): Promise<TestApp> {
 
 /** The FlowProducer and Redis client a test drives the queues with, from outside the apps. */
 export class TestRedis {
-  readonly redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  readonly redis: Redis;
   readonly flows: FlowProducer;
   private readonly queues = new Map<string, Queue>();
   private readonly connections: Redis[] = [];
+  private readonly workers: Worker[] = [];
 
-  constructor(readonly prefix: string) {
-    this.flows = new FlowProducer({ connection: redisConnection(), prefix });
+  constructor(
+    readonly prefix: string,
+    readonly url = REDIS_URL,
+  ) {
+    this.redis = new Redis(url, { maxRetriesPerRequest: null });
+    this.flows = new FlowProducer({ connection: redisConnection(url), prefix });
   }
 
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: redisConnection(), prefix: this.prefix });
+      queue = new Queue(name, { connection: redisConnection(this.url), prefix: this.prefix });
       this.queues.set(name, queue);
     }
     return queue;
@@ -220,6 +227,13 @@ export class TestRedis {
     return flows;
   }
 
+  /** A plain BullMQ Worker outside any app (a split deployment), whose jobs behave as their data says; closed with this. */
+  worker(queueName: string, options: Partial<WorkerOptions> = {}): Worker {
+    const worker = new Worker(queueName, runBehaviour, { connection: redisConnection(this.url), prefix: this.prefix, concurrency: 20, ...options });
+    this.workers.push(worker);
+    return worker;
+  }
+
   /** A connection of its own (as each app instance has its own), closed with this. */
   connection(): Redis {
     const connection = this.redis.duplicate();
@@ -238,6 +252,7 @@ export class TestRedis {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.close()));
     await this.cleanup();
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     await Promise.all(this.connections.map((connection) => connection.quit()));

@@ -14,7 +14,7 @@ import { compareIds } from './stream-entry.js';
 const READS_AFTER_A_FAILURE = 16;
 
 /** Jobs the script found, by job key, with the claims taken for them. */
-export type FoundJobs = Map<string, { job: Job; facts: StoredFacts; claimed?: ReadClaims }>;
+export type FoundJobs = Map<string, { job?: Job; facts: StoredFacts; claimed?: ReadClaims }>;
 
 /**
  * Runs read-and-claim.lua right behind each blocking XREADGROUP, on the same connection:
@@ -44,13 +44,27 @@ export class ReadBehind {
       (failures) => {
         const found: FoundJobs = new Map();
         for (const { queueName, jobId, hash, namedChild, hadChildren, claimed } of failures) {
-          const job = this.jobs.fromScriptReply(queueName, jobId, hash);
-          if (job) found.set(this.keys.job(queueName, jobId), { job, facts: { namedChild, hadChildren }, claimed });
+          // A job that does not decode is loaded (and isolated) by the classifier; its claims travel on.
+          const job = hash.length > 0 ? this.decoded(queueName, jobId, hash) : undefined;
+          const key = this.keys.job(queueName, jobId);
+          // Two entries of one job in one read (it failed, was retried and failed again): the
+          // script read the same job twice, and what either entry claimed is held here.
+          const earlier = found.get(key);
+          if (earlier?.claimed && claimed) earlier.claimed.granted.push(...claimed.granted);
+          else if (job || claimed) found.set(key, { job, facts: { namedChild, hadChildren }, claimed });
         }
         return found;
       },
       () => new Map(),
     );
+  }
+
+  private decoded(queueName: string, jobId: string, hash: unknown[]): Job | undefined {
+    try {
+      return this.jobs.fromScriptReply(queueName, jobId, hash);
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -71,8 +85,10 @@ export class ReadBehind {
     for (const signal of signals) {
       const hit = signal.job ? undefined : jobs.get(this.keys.job(signal.queueName, signal.jobId));
       if (!hit) continue;
-      signal.job = hit.job;
-      signal.facts = hit.facts;
+      if (hit.job) {
+        signal.job = hit.job;
+        signal.facts = hit.facts;
+      }
       signal.claimed = hit.claimed;
     }
   }

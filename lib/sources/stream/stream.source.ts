@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { FailureSignal } from '../../classifier/failure-signal.js';
 import { tracing } from '../../diagnostics.js';
+import { chunks } from '../../util/chunks.js';
 import { MESSAGES } from '../../flow-failure.messages.js';
 import type { RedisKeys } from '../../redis/redis-keys.js';
 import type { ReadBehind } from './read-behind.js';
@@ -21,13 +22,13 @@ export interface StreamSourceOptions {
   consumer: string;
   /** Entries pending longer than this in a consumer that stopped are taken over. */
   leaseMs: number;
-  /** Runs queued in the dispatcher above which reading pauses (until `whenBacklogBelow` resolves). */
-  maxBacklog: number;
   /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
   holdersCatchingUp: () => boolean;
 }
 
 const BATCH = 500;
+/** Idle entries of a stopped consumer taken over per call. */
+const TAKEOVER_BATCH = 200;
 const MAX_BATCHES_IN_FLIGHT = 4;
 /** How long recorded entries wait to be acknowledged together (never longer than a lease). */
 const ACK_DELAY_MS = 100;
@@ -63,7 +64,8 @@ export class StreamSource {
     private readonly keys: RedisKeys,
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
-    private readonly whenBacklogBelow: (limit: number) => Promise<void>,
+    /** The handlers' room: reading waits for it, and reads no more entries than it. */
+    private readonly capacity: { room(): number; whenRoom(): Promise<void> },
     /** The script behind each read that fetches (and claims) the failed jobs it was handed. */
     private readonly readBehind: ReadBehind,
     private readonly options: StreamSourceOptions,
@@ -124,33 +126,44 @@ export class StreamSource {
     // Batches being delivered while the next one is read, when there is a backlog.
     const batches = new Set<Promise<void>>();
     let errors = 0;
+    // Deliveries that failed in a row: each re-read of what they left pending waits longer.
+    let failedDeliveries = 0;
+    let backOff = false;
     // After an error, first re-read what this consumer already holds ('0'), then new entries ('>').
     let ownPending = false;
     while (!this.stopping) {
       // When the handlers are behind, wait until they have room: not a fixed pause, which a catch-up spent idle.
-      await this.until(this.whenBacklogBelow(this.options.maxBacklog));
+      await this.until(this.capacity.whenRoom());
+      if (backOff && !this.stopping) await this.sleep(Math.min(MAX_ERROR_PAUSE_MS, 100 * 2 ** failedDeliveries));
+      backOff = false;
       if (this.stopping) break;
       try {
         if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
         const ids = streams.map(() => (ownPending ? '0' : '>'));
+        // No more entries than the handlers have room for: the rest stay for other replicas.
+        const count = Math.max(1, Math.min(BATCH, this.capacity.room()));
         const read = this.blocking.call(
           'XREADGROUP', 'GROUP', this.keys.group, this.options.consumer,
-          'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
+          'COUNT', count, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
         );
         // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
-        const found = this.backupPauseMs === 0 ? this.readBehind.request(BATCH) : undefined;
+        const found = this.backupPauseMs === 0 ? this.readBehind.request(count) : undefined;
         const pairs = streamReplyPairs(await read);
         if (tracing.streamRead.hasSubscribers) tracing.streamRead.publish({ pairs });
-        const batch = this.parse(pairs);
+        const batch = this.parse(pairs, count);
         await this.readBehind.received(pairs, batch.signals, found);
         if (ownPending && batch.count === 0) ownPending = false;
         // Settles once the failures are recorded (their acknowledgement follows later), or once
         // a failure to record them is handled.
         const delivery: Promise<void> = this.complete(batch)
+          .then(() => {
+            failedDeliveries = 0;
+          })
           .catch((error: unknown) => {
-            // Unacknowledged: re-read from this consumer's pending entries.
+            // Unacknowledged: re-read from this consumer's pending entries, after a pause.
             ownPending = true;
-            this.logger.warn(MESSAGES.streamBatchFailed(error));
+            backOff = true;
+            if (failedDeliveries++ === 0) this.logger.warn(MESSAGES.streamBatchFailed(error));
           })
           .finally(() => batches.delete(delivery));
         batches.add(delivery);
@@ -178,12 +191,12 @@ export class StreamSource {
   }
 
   /** The failures in a reply, and every entry id to acknowledge once they are recorded. */
-  private parse(reply: [string, unknown[]][]): StreamBatch {
+  private parse(reply: [string, unknown[]][], count = BATCH): StreamBatch {
     const batch: StreamBatch = { signals: [], acks: [], count: 0, full: false };
     for (const [stream, entries] of reply) {
       const queue = this.queueOfStream.get(stream);
       if (!queue || !Array.isArray(entries)) continue;
-      if (entries.length >= BATCH) batch.full = true;
+      if (entries.length >= count) batch.full = true;
       const ids: string[] = [];
       for (const entry of entries) {
         batch.count++;
@@ -227,7 +240,9 @@ export class StreamSource {
     this.recorded.clear();
     this.recordedCount = 0;
     try {
-      await Promise.all(acks.map(([stream, ids]) => this.commands.xack(stream, this.keys.group, ...ids)));
+      await Promise.all(
+        acks.flatMap(([stream, ids]) => chunks(ids, BATCH).map((chunk) => this.commands.xack(stream, this.keys.group, ...chunk))),
+      );
     } catch (error) {
       // Still pending in the group: read again after a read error, or taken over once idle.
       if (!this.stopping) this.logger.warn(MESSAGES.streamAckFailed(error));
@@ -241,8 +256,11 @@ export class StreamSource {
       let cursor = '0-0';
       try {
         do {
+          // What the handlers have no room for now waits for the next round, or another replica.
+          const room = Math.min(TAKEOVER_BATCH, this.capacity.room());
+          if (room <= 0) break;
           const [next, entries, deleted] = (await this.commands.call(
-            'XAUTOCLAIM', stream, this.keys.group, this.options.consumer, this.options.leaseMs, cursor, 'COUNT', 200,
+            'XAUTOCLAIM', stream, this.keys.group, this.options.consumer, this.options.leaseMs, cursor, 'COUNT', room,
           )) as [string, unknown[], string[] | undefined];
           cursor = next;
           if (entries.length > 0) await this.complete(this.parse([[stream, entries]]));
@@ -275,17 +293,22 @@ export class StreamSource {
   private async handBack(): Promise<void> {
     for (const stream of this.queueOfStream.keys()) {
       try {
-        const pending = (await this.commands.call(
-          'XPENDING', stream, this.keys.group, '-', '+', 1000, this.options.consumer,
-        )) as [string, ...unknown[]][];
-        if (pending.length > 0) {
+        let from = '-';
+        let held = 0;
+        for (;;) {
+          const pending = (await this.commands.call(
+            'XPENDING', stream, this.keys.group, from, '+', BATCH, this.options.consumer,
+          )) as [string, ...unknown[]][];
+          if (pending.length === 0) break;
+          held += pending.length;
           const ids = pending.map((p) => p[0]);
           await this.commands.call(
             'XCLAIM', stream, this.keys.group, this.options.consumer, 0, ...ids, 'IDLE', this.options.leaseMs, 'JUSTID',
           );
-        } else {
-          await this.commands.call('XGROUP', 'DELCONSUMER', stream, this.keys.group, this.options.consumer);
+          if (pending.length < BATCH) break;
+          from = `(${ids[ids.length - 1]}`;
         }
+        if (held === 0) await this.commands.call('XGROUP', 'DELCONSUMER', stream, this.keys.group, this.options.consumer);
       } catch (error) {
         this.logger.warn(MESSAGES.streamHandBackFailed(stream, error));
       }
