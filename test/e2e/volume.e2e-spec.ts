@@ -1,0 +1,88 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Injectable } from '@nestjs/common';
+import { type ChildFailedEvent, OnChildFailed } from 'nestjs-flow-failure';
+import { RedisKeys } from '../support/internals.js';
+import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+
+const FAILURES = 20_000;
+const CONCURRENCY = 20;
+
+/** Counts runs per occurrence in the process, without keeping the events (20,000 of them). */
+const runs = new Map<string, number>();
+
+@Injectable()
+class CountingHandler {
+  @OnChildFailed('items')
+  async count(event: ChildFailedEvent) {
+    runs.set(event.id, (runs.get(event.id) ?? 0) + 1);
+  }
+}
+
+/**
+ * A backlog of the size production has after an outage, on BullMQ's default stream length
+ * (most entries trimmed, so most failures come from the sweep): two instances handle every
+ * failure exactly once, without crashing, each holding only the claims it can run soon.
+ */
+describe(`${FAILURES} failures missed while every instance was down`, () => {
+  const prefix = uniquePrefix('volume');
+  const keys = new RedisKeys(prefix, 'flow-failure');
+  const options = { queues: ['items'], sources: ['stream' as const], sweepIntervalMs: 1000, concurrency: CONCURRENCY };
+  let redis: TestRedis;
+  const apps: TestApp[] = [];
+  const start = async () => {
+    const app = await startApp({ prefix, handlers: [CountingHandler], withoutBull: true, options });
+    apps.push(app);
+    return app;
+  };
+
+  beforeAll(async () => {
+    redis = new TestRedis(prefix);
+    await (await start()).close(); // the group and the sweep's checkpoint exist from here on
+    apps.length = 0;
+  });
+
+  afterAll(async () => {
+    await Promise.all(apps.map((app) => app.close()));
+    await redis?.close();
+  });
+
+  test('two instances handle each failure exactly once, hold no more claims than they can run, and stay within their memory', async () => {
+    redis.worker('items', { concurrency: 200 });
+    for (let batch = 0; batch < FAILURES / 1000; batch++) {
+      await redis.flows.addBulk(
+        Array.from({ length: 100 }, (_, i) => ({
+          name: `batch-${batch}-${i}`,
+          queueName: 'batches',
+          children: Array.from({ length: 10 }, () => ({ name: 'item', queueName: 'items', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } })),
+        })),
+      );
+    }
+    await waitUntil(`${FAILURES} failed items`, async () => (await redis.queue('items').getFailedCount()) >= FAILURES, 120_000);
+    // BullMQ's default stream length: most of the failures' entries are gone.
+    const entries = await redis.redis.xrange(keys.eventsStream('items'), '-', '+');
+    expect(entries.filter(([, fields]) => fields[1] === 'failed').length).toBeLessThan(FAILURES / 2);
+
+    const heapBefore = process.memoryUsage().heapUsed;
+    let peakLeases = 0;
+    let peakHeap = 0;
+    const sampling = setInterval(() => {
+      void redis.redis.zcard(keys.leases).then((n) => (peakLeases = Math.max(peakLeases, n)));
+      peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+    }, 50);
+    try {
+      const [a, b] = [await start(), await start()];
+      await waitUntil(`${FAILURES} handler runs`, () => runs.size >= FAILURES, 120_000);
+      await settle(a, b);
+    } finally {
+      clearInterval(sampling);
+    }
+    expect(runs.size).toBe(FAILURES);
+    expect([...runs.values()].filter((count) => count > 1)).toEqual([]);
+    // Each instance claims no more than concurrency x 4 runs ahead (its room).
+    expect(peakLeases).toBeLessThanOrEqual(2 * CONCURRENCY * 4);
+    // The apps hold what they run, not the backlog: the heap grows by far less than 20,000 jobs' worth.
+    expect(peakHeap - heapBefore).toBeLessThan(150 * 1024 * 1024);
+    for (const app of apps) expect(app.logger.lines.filter((line) => line.level === 'error')).toEqual([]);
+  });
+});
