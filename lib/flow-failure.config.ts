@@ -12,6 +12,7 @@ export interface FlowFailureConfig {
   consumerGroup: string;
   handlerAttempts: number;
   handlerBackoffMs: number;
+  handlerTimeoutMs: number;
   dedupTtlMs: number;
   leaseMs: number;
   sources: LiveSource[];
@@ -34,6 +35,7 @@ const KNOWN_OPTIONS: readonly (keyof FlowFailureModuleOptions)[] = [
   'consumerGroup',
   'handlerAttempts',
   'handlerBackoffMs',
+  'handlerTimeoutMs',
   'dedupTtlMs',
   'leaseMs',
   'sources',
@@ -83,6 +85,11 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
   const group = text('consumerGroup', options.consumerGroup, DEFAULTS.consumerGroup);
   if (group.includes('|')) fail(`consumerGroup must not contain '|'`);
 
+  const leaseMs = number('leaseMs', 1000);
+  const dedupTtlMs = number('dedupTtlMs', 1000);
+  // A done mark that expires while a claim may still be taken over would let a handler run again.
+  if (dedupTtlMs < 2 * leaseMs) fail(`dedupTtlMs (${dedupTtlMs}) must be at least twice leaseMs (${leaseMs})`);
+
   return {
     connection: options.connection ?? bull?.connection ?? { host: DEFAULTS.host, port: DEFAULTS.port },
     prefix: text('prefix', options.prefix, bull?.prefix ?? DEFAULTS.prefix),
@@ -90,8 +97,9 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     consumerGroup: group,
     handlerAttempts: number('handlerAttempts', 1),
     handlerBackoffMs: number('handlerBackoffMs', 0),
-    dedupTtlMs: number('dedupTtlMs', 1000),
-    leaseMs: number('leaseMs', 1000),
+    handlerTimeoutMs: number('handlerTimeoutMs', 1),
+    dedupTtlMs,
+    leaseMs,
     sources: [...new Set(sources)],
     workerReservations: flag('workerReservations', options.workerReservations, true),
     sweepIntervalMs: number('sweepIntervalMs', 0),

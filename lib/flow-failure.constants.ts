@@ -16,6 +16,7 @@ export const DEFAULTS = {
   consumerGroup: 'flow-failure',
   handlerAttempts: 5,
   handlerBackoffMs: 1000,
+  handlerTimeoutMs: 60_000,
   dedupTtlMs: 7 * 24 * 60 * 60 * 1000,
   leaseMs: 30_000,
   sweepIntervalMs: 30_000,

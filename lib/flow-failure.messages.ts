@@ -65,6 +65,7 @@ export const MESSAGES = {
     `${handler} threw for occurrence ${occurrenceId} (attempt ${attempt}/${maxAttempt}): ${describeError(error)}; trying again in ${delayMs} ms`,
   deadLetter: (handler: string, occurrenceId: string, attempts: number, id: string, lastError: string) =>
     `${handler} failed for occurrence ${occurrenceId} after ${attempts} attempts; kept as dead letter ${id}: ${lastError}`,
+  handlerTimedOut: (timeoutMs: number) => `timed out after ${timeoutMs} ms (handlerTimeoutMs)`,
   holderStopped: () => 'the process running this handler stopped before it finished',
   renewFailed: (count: number, error: unknown) => `Could not renew ${count} claims: ${describeError(error)}`,
   claimLost: (handler: string, occurrenceId: string) =>

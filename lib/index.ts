@@ -16,6 +16,7 @@ export type {
   RootCause,
 } from './interfaces/failure-events.interface.js';
 export type { OnChildFailedOptions, OnParentFailedOptions, QueueNames } from './interfaces/handler-options.interface.js';
+export type { HandlerContext } from './interfaces/handler-context.interface.js';
 export type {
   FlowFailureModuleAsyncOptions,
   FlowFailureModuleOptions,

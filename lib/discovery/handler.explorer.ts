@@ -6,6 +6,7 @@ import { BULLMQ_PROCESSOR_METADATA } from '../flow-failure.constants.js';
 import { FlowFailureConfigError } from '../errors/flow-failure-config.error.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
+import type { HandlerContext } from '../interfaces/handler-context.interface.js';
 import { HandlerMetadataAccessor } from './handler-metadata.accessor.js';
 import type { HandlerFilter } from './handler-filter.js';
 import { type HandlerBinding, HandlerRegistry } from './handler.registry.js';
@@ -91,7 +92,7 @@ export class HandlerExplorer {
         kind,
         name,
         filters,
-        invoke: async (event: FlowFailureEvent) => (method as (e: FlowFailureEvent) => unknown).call(instance, event),
+        invoke: async (event, context) => (method as (e: FlowFailureEvent, c: HandlerContext) => unknown).call(instance, event, context),
       });
       this.logger.log(MESSAGES.mappedHandler(kind, name));
     }

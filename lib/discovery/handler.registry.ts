@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { FlowFailureEvent, FlowFailureEventKind } from '../interfaces/failure-events.interface.js';
+import type { HandlerContext } from '../interfaces/handler-context.interface.js';
 import { type FilterSubject, type HandlerFilter, filterMatches } from './handler-filter.js';
 
 /** One handler method, with every decorator stacked on it for one event kind. */
@@ -11,7 +12,7 @@ export interface HandlerBinding {
   name: string;
   /** The method runs when any of these matches. */
   filters: HandlerFilter[];
-  invoke(event: FlowFailureEvent): Promise<unknown>;
+  invoke(event: FlowFailureEvent, context: HandlerContext): Promise<unknown>;
 }
 
 /** The handlers found at start-up and the queues the module watches. */

@@ -16,6 +16,7 @@ import type { ReservationUse, WorkerReservations } from './worker-reservations.j
 export interface DispatcherOptions {
   handlerAttempts: number;
   handlerBackoffMs: number;
+  handlerTimeoutMs: number;
   concurrency: number;
   /** Runs queued or in flight above which sources wait (see RunQueue). */
   backlogLimit: number;

@@ -11,6 +11,8 @@ import { nextStep } from './run-rules.js';
 export interface RunQueueOptions {
   concurrency: number;
   handlerBackoffMs: number;
+  /** An attempt still running after this long has failed: its slot is freed and its signal aborted. */
+  handlerTimeoutMs: number;
   /** Runs queued or in flight (with those promised to deliveries under way) above which sources wait. */
   backlogLimit: number;
 }
@@ -30,6 +32,8 @@ export class RunQueue {
   private readonly settling = new Set<Promise<void>>();
   private readonly backoffTimers = new Map<string, NodeJS.Timeout>();
   private readonly roomWaiters: (() => void)[] = [];
+  /** The abort controllers of the runs in flight: aborted at shutdown. */
+  private readonly inFlight = new Set<AbortController>();
   /** Runs that deliveries under way may add: counted against the limit before they are claimed. */
   private promised = 0;
   private stopped = false;
@@ -93,6 +97,8 @@ export class RunQueue {
   async stop(): Promise<void> {
     this.stopped = true;
     this.makeRoom();
+    // Handlers that listen stop now; their claims are handed back, not counted as failed attempts.
+    for (const controller of this.inFlight) controller.abort(new HandlerAbortedError('the app is shutting down'));
     for (const timer of this.backoffTimers.values()) clearTimeout(timer);
     this.backoffTimers.clear();
     this.queued.length = 0;
@@ -118,12 +124,7 @@ export class RunQueue {
       await this.deadLetter(run, MESSAGES.holderStopped());
       return;
     }
-    let failure: unknown;
-    try {
-      await run.binding.invoke(run.event);
-    } catch (error) {
-      failure = error ?? new Error('handler threw a nullish value');
-    }
+    const failure = await this.attempt(run);
     // The handler's slot is free once it returns: its outcome is written beside the next runs,
     // not before them (a catch-up would otherwise wait one round trip per handler).
     const settling = this.settle(run, failure);
@@ -134,12 +135,42 @@ export class RunQueue {
     });
   }
 
+  /**
+   * Runs the handler once: resolves with what it threw (undefined when it succeeded), or
+   * with a timeout error once it has run `handlerTimeoutMs`. A handler that ignores its
+   * aborted signal runs on unwatched; its slot is free and its outcome ignored.
+   */
+  private async attempt(run: Run): Promise<unknown> {
+    const controller = new AbortController();
+    this.inFlight.add(controller);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<unknown>((resolve) => {
+      timer = setTimeout(() => {
+        const error = new HandlerAbortedError(MESSAGES.handlerTimedOut(this.options.handlerTimeoutMs));
+        controller.abort(error);
+        resolve(error);
+      }, this.options.handlerTimeoutMs);
+    });
+    const ran = run.binding.invoke(run.event, { attempt: run.attempt, signal: controller.signal }).then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('handler threw a nullish value'),
+    );
+    try {
+      return await Promise.race([ran, timedOut]);
+    } finally {
+      clearTimeout(timer);
+      this.inFlight.delete(controller);
+    }
+  }
+
   private makeRoom(): void {
     if (this.roomWaiters.length === 0 || (!this.stopped && this.room <= 0)) return;
     for (const resolve of this.roomWaiters.splice(0)) resolve();
   }
 
   private async settle(run: Run, failure: unknown): Promise<void> {
+    // Stopped mid-run by shutdown: not an attempt that failed; the lease keeper hands the claim back.
+    if (failure !== undefined && this.stopped) return;
     const next = nextStep(run.attempt, run.maxAttempt, failure, this.options.handlerBackoffMs);
     try {
       if (next.step === 'done') {
@@ -202,4 +233,9 @@ export class RunQueue {
   private warnLost(run: Run): void {
     this.logger.warn(MESSAGES.claimLost(run.binding.name, run.occurrenceId));
   }
+}
+
+/** The reason a run's signal is aborted: its timeout, or the app shutting down. */
+export class HandlerAbortedError extends Error {
+  override readonly name = 'HandlerAbortedError';
 }

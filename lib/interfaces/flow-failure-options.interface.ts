@@ -17,7 +17,13 @@ export interface FlowFailureModuleOptions {
   handlerAttempts?: number;
   /** Default 1000: wait before the second attempt, doubled for each further one. */
   handlerBackoffMs?: number;
-  /** Default 7 days: how long a handled occurrence is remembered (and so not handled again). */
+  /**
+   * Default 60 s: an attempt still running after this long has failed ("timed out"): its
+   * slot is freed, its `signal` aborted, and it is tried again or kept as a dead letter
+   * like an attempt that threw.
+   */
+  handlerTimeoutMs?: number;
+  /** Default 7 days: how long a handled occurrence is remembered (and so not handled again); at least twice `leaseMs`. */
   dedupTtlMs?: number;
   /** Default 30 s: how long a claim outlives a process that stopped renewing it (crash recovery). */
   leaseMs?: number;

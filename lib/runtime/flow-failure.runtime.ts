@@ -175,6 +175,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       {
         handlerAttempts: config.handlerAttempts,
         handlerBackoffMs: config.handlerBackoffMs,
+        handlerTimeoutMs: config.handlerTimeoutMs,
         concurrency: config.concurrency,
         backlogLimit: config.concurrency * BACKLOG_PER_SLOT,
         leaseMs: config.leaseMs,

@@ -125,7 +125,7 @@ describe('a dead letter beside a handler that succeeded', () => {
     app = await startApp({
       prefix: pairPrefix,
       handlers: [PairHandlers],
-      options: { queues: ['parents', 'children'], handlerAttempts: 1, dedupTtlMs: 1000 },
+      options: { queues: ['parents', 'children'], handlerAttempts: 1, leaseMs: 1000, dedupTtlMs: 2000 },
     });
     const fail = async (): Promise<void> => {
       throw new Error('child failed');
@@ -145,7 +145,7 @@ describe('a dead letter beside a handler that succeeded', () => {
     const [letter] = await app.flowFailure.getDeadLetters();
     expect(letter).toMatchObject({ handler: 'PairHandlers.dies', lastError: 'ledger down' });
 
-    await new Promise((resolve) => setTimeout(resolve, 1500)); // past dedupTtlMs: a done occurrence would be forgotten now
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // past dedupTtlMs: a done occurrence would be forgotten now
     PairHandlers.fixed = true;
     expect(await app.flowFailure.replay(letter.id)).toEqual({ id: letter.id, ok: true });
     expect(app.log.of('dies')).toHaveLength(1);

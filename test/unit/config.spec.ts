@@ -11,6 +11,7 @@ describe('resolveConfig', () => {
       consumerGroup: 'flow-failure',
       handlerAttempts: 5,
       handlerBackoffMs: 1000,
+      handlerTimeoutMs: 60_000,
       dedupTtlMs: 7 * 24 * 3600 * 1000,
       leaseMs: 30_000,
       sources: ['worker', 'stream'],
@@ -35,6 +36,8 @@ describe('resolveConfig', () => {
     [{ prefix: '' }, /prefix must be a non-empty string/],
     [{ sources: ['sweep'] }, /sources must be an array of 'worker' and 'stream'/],
     [{ workerReservations: 'no' }, /workerReservations must be true or false, got "no"/],
+    [{ handlerTimeoutMs: 0 }, /handlerTimeoutMs must be a whole number of at least 1/],
+    [{ leaseMs: 10_000, dedupTtlMs: 15_000 }, /dedupTtlMs \(15000\) must be at least twice leaseMs \(10000\)/],
   ])('rejects %j', (options, message) => {
     expect(() => resolveConfig(options as never)).toThrow(FlowFailureConfigError);
     expect(() => resolveConfig(options as never)).toThrow(message);
