@@ -25,13 +25,20 @@ class StuckHandlers {
     return new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
   }
 
+  /** Throws a value that has no prototype: it cannot even be turned into a string. */
+  @OnChildFailed({ queueName: 'items', jobName: 'bare' })
+  bare(event: ChildFailedEvent, { attempt, signal }: HandlerContext) {
+    seen.push({ jobId: event.jobId, attempt, aborted: () => signal.aborted, reason: () => signal.reason });
+    throw Object.assign(Object.create(null) as object, { code: 'E_BARE' });
+  }
+
   @OnChildFailed({ queueName: 'items', jobName: 'quick' })
   quick(event: ChildFailedEvent, { attempt, signal }: HandlerContext) {
     seen.push({ jobId: event.jobId, attempt, aborted: () => signal.aborted, reason: () => signal.reason });
   }
 }
 
-describe('a handler that never settles', () => {
+describe('handlers that never settle or throw anything', () => {
   const prefix = uniquePrefix('timeout');
   const spec = specResources(prefix);
   const options = { queues: ['items'], sources: ['stream' as const], concurrency: 1, handlerAttempts: 2, handlerBackoffMs: 0 };
@@ -88,5 +95,16 @@ describe('a handler that never settles', () => {
     expect(seen[1]).toMatchObject({ jobId: item, attempt: 2 });
     expect(await second.flowFailure.getDeadLetters()).toEqual([]);
     expect(first.logger.has('warn', /threw for occurrence/)).toBe(false);
+  });
+
+  test('a thrown value without a prototype is retried and kept as a dead letter with a readable error', async () => {
+    const app = await startApp({ prefix, handlers: [StuckHandlers], withoutBull: true, options });
+    spec.apps.push(app);
+    spec.workers.push(spec.redis.worker('items'));
+    const item = await failItem('bare');
+    await waitUntil('the dead letter', async () => (await app.flowFailure.getDeadLetters()).length === 1);
+    expect((await app.flowFailure.getDeadLetters())[0]).toMatchObject({ jobId: item, attempts: 2, lastError: "[Object: null prototype] { code: 'E_BARE' }" });
+    expect(seen.map((s) => s.attempt)).toEqual([1, 2]);
+    expect(app.logger.has('warn', /Could not record the outcome/)).toBe(false);
   });
 });
