@@ -7,11 +7,15 @@ import { failedAttempt, toSnapshot } from '../classifier/failure-occurrence.js';
 import type { HandlerRegistry } from '../discovery/handler.registry.js';
 import { traced, tracing } from '../diagnostics.js';
 import { MESSAGES } from '../flow-failure.messages.js';
+import type { ShutdownBudget } from '../util/shutdown-budget.js';
 import { within } from '../util/within.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import type { HandlerMatch, Run, RunResult } from './run.js';
 import { RunQueue } from './run-queue.js';
 import type { ReservationUse, WorkerReservations } from './worker-reservations.js';
+
+/** The most of the shutdown budget kept for handing claims back. */
+const HAND_BACK_MS = 1000;
 
 export interface DispatcherOptions {
   handlerAttempts: number;
@@ -131,11 +135,15 @@ export class FailureDispatcher {
     });
   }
 
-  /** Stops taking work, waits up to timeoutMs for runs in flight, then hands every unfinished claim back. */
-  async stop(timeoutMs: number): Promise<void> {
+  /**
+   * Stops taking work, waits for runs in flight while the budget allows (keeping a part of
+   * it to hand their claims back), then hands every unfinished claim back.
+   */
+  async stop(budget: ShutdownBudget): Promise<void> {
     this.stopped = true;
-    await within(timeoutMs, Promise.all([this.runs.stop(), Promise.allSettled([...this.releasing])]));
-    await this.leases.handBack(timeoutMs);
+    const forHandBack = Math.min(HAND_BACK_MS, Math.floor(budget.left() / 5));
+    await within(budget.left() - forHandBack, Promise.all([this.runs.stop(), Promise.allSettled([...this.releasing])]));
+    await this.leases.handBack(budget.left());
   }
 
   /** `asReserver`: claims taken in this owner's name while its reservation lived are its own (ClaimStore.claimReserved). */

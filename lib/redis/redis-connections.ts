@@ -64,8 +64,9 @@ export class RedisConnections {
     this.recoveryListeners.push(listener);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.all.map(quit));
+  /** Quits each connection, waiting at most `timeoutMs` for Redis to answer. */
+  async close(timeoutMs: number): Promise<void> {
+    await Promise.all(this.all.map((client) => quit(client, timeoutMs)));
   }
 
   /** One warning when a connection drops, one line when it is back: no log flood during an outage. */
@@ -124,8 +125,8 @@ function describeAddress(client: Redis): string {
 }
 
 /** QUIT when it can be answered, bounded so a vanished Redis cannot hold up shutdown. */
-async function quit(client: Redis): Promise<void> {
-  if (client.status === 'ready') await within(2000, client.quit());
+async function quit(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') await within(timeoutMs, client.quit());
   // Not for an ended client: disconnecting it again would wait for a second 'close' that never comes.
   if ((client.status as string) !== 'end') client.disconnect();
 }

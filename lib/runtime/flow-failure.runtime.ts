@@ -36,6 +36,7 @@ import { StreamPositions } from '../sources/stream/stream-position.js';
 import { StreamSource } from '../sources/stream/stream.source.js';
 import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
+import { ShutdownBudget } from '../util/shutdown-budget.js';
 import { within } from '../util/within.js';
 import { FailurePipeline } from './failure-pipeline.js';
 
@@ -50,6 +51,9 @@ const STREAM_BACKUP_PAUSE_MS = 50;
  * sources wait beyond that, and leave the rest of a backlog to other replicas.
  */
 const BACKLOG_PER_SLOT = 4;
+
+/** What closing the connections may take when the shutdown budget is spent. */
+const CLOSE_FLOOR_MS = 200;
 
 /** Everything that exists between bootstrap and shutdown. */
 interface Running {
@@ -76,6 +80,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   private readonly logger = new Logger('FlowFailureModule');
   private configValue?: FlowFailureConfig;
   private running?: Running;
+  private shutdown?: ShutdownBudget;
   /** Unique per process: names this app instance's claims and stream consumer. */
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 
@@ -128,14 +133,15 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   async beforeApplicationShutdown(): Promise<void> {
     const running = this.running;
     if (!running) return;
-    const timeout = this.config.shutdownTimeoutMs;
+    // One budget for every step: with Redis gone, close() still returns in time (what is left
+    // unacknowledged or unreleased is recovered by the other replicas, or after a restart).
+    const budget = (this.shutdown = new ShutdownBudget(this.config.shutdownTimeoutMs));
     running.workers.detachAll();
     // What the Workers still run fails unwatched here: other replicas claim it at once.
-    await within(timeout, running.reservations.release().catch((error: unknown) => this.logger.warn(MESSAGES.reservationsNotReturned(error))));
-    // Each step is bounded: with Redis gone, close() still returns (what is left unacknowledged is recovered later).
-    await within(timeout, Promise.all([running.stream.stop(), running.sweep.stop(), running.takeover.stop()]));
-    await within(timeout, running.pipeline.drained());
-    await running.dispatcher.stop(timeout);
+    await within(budget.left(), running.reservations.release().catch((error: unknown) => this.logger.warn(MESSAGES.reservationsNotReturned(error))));
+    await within(budget.left(), Promise.all([running.stream.stop(), running.sweep.stop(), running.takeover.stop()]));
+    await within(budget.left(), running.pipeline.drained());
+    await running.dispatcher.stop(budget);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -143,8 +149,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     if (!running) return;
     this.running = undefined;
     running.pipeline.close();
-    await running.loader.close();
-    await running.connections.close();
+    const left = () => this.shutdown?.left(CLOSE_FLOOR_MS) ?? CLOSE_FLOOR_MS;
+    await within(left(), running.loader.close());
+    await running.connections.close(left());
   }
 
   /** No delivery in flight, no handler queued, running or backing off, and the stream reader caught up. */

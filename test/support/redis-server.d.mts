@@ -3,6 +3,10 @@ export interface OwnRedisServer {
   port: number;
   url: string;
   dir: string;
+  /** Freezes it (SIGSTOP): connections stay open, nothing is answered, as when the network drops packets. */
+  pause(): void;
+  /** Thaws it (SIGCONT). */
+  resume(): void;
   /** Stops it gracefully (it writes its AOF first) and starts it again on the same port and folder. */
   restart(): Promise<void>;
   stop(): Promise<void>;

@@ -59,7 +59,8 @@ export async function startRedisServer(options = {}) {
   };
   const halt = async () => {
     const running = child;
-    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    if (!running || running.exitCode !== null || (running.signalCode !== null && running.signalCode !== 'SIGSTOP' && running.signalCode !== 'SIGCONT')) return;
+    running.kill('SIGCONT');
     await new Promise((resolve) => {
       running.once('exit', () => resolve());
       running.kill('SIGTERM'); // graceful: Redis fsyncs its AOF before it exits
@@ -70,6 +71,9 @@ export async function startRedisServer(options = {}) {
     port,
     url: `redis://127.0.0.1:${port}`,
     dir,
+    // A frozen server keeps its connections open and answers nothing: a network that drops packets.
+    pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
     restart: async () => {
       await halt();
       await launch();
