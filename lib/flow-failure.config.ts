@@ -83,7 +83,7 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     fail(`sources must be an array of 'worker' and 'stream', got ${JSON.stringify(sources)}`);
   }
   const group = text('consumerGroup', options.consumerGroup, DEFAULTS.consumerGroup);
-  if (group.includes('|')) fail(`consumerGroup must not contain '|'`);
+  if (/[|:]/.test(group)) fail(`consumerGroup must not contain '|' or ':' (it is part of the module's Redis keys)`);
 
   const leaseMs = number('leaseMs', 1000);
   const dedupTtlMs = number('dedupTtlMs', 1000);

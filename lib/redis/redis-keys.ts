@@ -27,7 +27,9 @@ const DEFERRED_FAILURE = /^child (.+) failed$/;
  * Every Redis key the module reads or writes, built in this one place. BullMQ's keys
  * (jobs, events streams, failed sets) are read only. The module's own keys live under the
  * queues' prefix, so a prefix with a hash tag (`{bull}`) keeps them in the queues' Redis
- * Cluster slot.
+ * Cluster slot, after an empty segment (`<prefix>::flow-failure:<group>:`): every BullMQ
+ * key is `<prefix>:<queue>:…` with a queue name that is never empty, so no queue's keys,
+ * whatever its name and job ids, can be the module's.
  */
 export class RedisKeys {
   private readonly base: string;
@@ -38,7 +40,7 @@ export class RedisKeys {
     /** The watched queues: they tell where a job key under another prefix splits. */
     private readonly queues: readonly string[] = [],
   ) {
-    this.base = `${prefix}:flow-failure:${group}`;
+    this.base = `${prefix}::flow-failure:${group}`;
   }
 
   // BullMQ's keys.

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import { type HandlerContext, OnChildFailed } from 'nestjs-flow-failure';
 import { type TestApp, TestRedis, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+import { RedisKeys } from '../support/internals.js';
 import { type OwnRedisServer, startRedisServer } from '../support/redis-server.mjs';
 
 /**
@@ -56,7 +57,7 @@ describe('closing the app during a network outage', () => {
         children: [{ name: 'item', queueName: 'items', data: { fail: true, sleepMs: i < 3 ? 0 : 500 }, opts: { ignoreDependencyOnFailure: true } }],
       })),
     );
-    await waitUntil('handlers running', async () => (await redis.redis.zcard(`${prefix}:flow-failure:flow-failure:leases`)) >= 2);
+    await waitUntil('handlers running', async () => (await redis.redis.zcard(new RedisKeys(prefix, 'flow-failure').leases)) >= 2);
 
     server.pause();
     const closing = performance.now();
