@@ -20,6 +20,7 @@ export interface FlowFailureConfig {
   sweepIntervalMs: number;
   concurrency: number;
   shutdownTimeoutMs: number;
+  settledTimeoutMs: number;
 }
 
 /** What `BullModule.forRoot()` was given, when the app has it. */
@@ -43,6 +44,7 @@ const KNOWN_OPTIONS: readonly (keyof FlowFailureModuleOptions)[] = [
   'sweepIntervalMs',
   'concurrency',
   'shutdownTimeoutMs',
+  'settledTimeoutMs',
 ];
 
 /** @throws FlowFailureConfigError naming the option that is wrong */
@@ -105,5 +107,6 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     sweepIntervalMs: number('sweepIntervalMs', 0),
     concurrency: number('concurrency', 1),
     shutdownTimeoutMs: number('shutdownTimeoutMs', 0),
+    settledTimeoutMs: number('settledTimeoutMs', 1),
   };
 }

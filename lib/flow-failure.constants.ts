@@ -22,4 +22,5 @@ export const DEFAULTS = {
   sweepIntervalMs: 30_000,
   concurrency: 50,
   shutdownTimeoutMs: 10_000,
+  settledTimeoutMs: 10 * 60 * 1000,
 } as const;

@@ -67,6 +67,8 @@ export const MESSAGES = {
     `${handler} failed for occurrence ${occurrenceId} after ${attempts} attempts; kept as dead letter ${id}: ${lastError}`,
   handlerTimedOut: (timeoutMs: number) => `timed out after ${timeoutMs} ms (handlerTimeoutMs)`,
   holderStopped: () => 'the process running this handler stopped before it finished',
+  settledCheckFailed: (count: number, error: unknown) =>
+    `Could not tell whether ${count} failed parent(s) are settled: ${describeError(error)}; looking again in a second`,
   renewFailed: (count: number, error: unknown) => `Could not renew ${count} claims: ${describeError(error)}`,
   claimLost: (handler: string, occurrenceId: string) =>
     `Lost the claim of ${handler} for ${occurrenceId} (lease expired); another instance owns it now`,

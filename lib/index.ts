@@ -7,6 +7,10 @@ export type { UnclassifiedFailure } from './classifier/bad-jobs.js';
 export type { RunResult } from './dispatcher/run.js';
 export type {
   ChildFailedEvent,
+  ChildRef,
+  CompletedChild,
+  FailedChild,
+  FlowChildren,
   FailureSource,
   FlowFailureEvent,
   FlowFailureEventKind,

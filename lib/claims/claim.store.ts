@@ -147,6 +147,20 @@ export class ClaimStore {
     }
   }
 
+  /**
+   * Parks claims of this owner whose handler waits for pending children: each is looked at
+   * again, by whichever replica, `delayMs` from now (park.lua). @returns for each, whether it was still ours
+   */
+  async park(claims: readonly (HeldClaim & { delayMs: number })[]): Promise<boolean[]> {
+    const parked: boolean[] = [];
+    for (const chunk of chunks(claims, KEYS_PER_CALL)) {
+      const keys = [this.keys.leases, ...chunk.map((c) => this.keys.occurrence(c.occurrenceId))];
+      const args = [this.owner, ...chunk.flatMap((c) => [c.handlerKey, c.occurrenceId, c.delayMs])];
+      parked.push(...((await this.scripts.run('park', keys, args)) as number[]).map((flag) => flag === 1));
+    }
+    return parked;
+  }
+
   /** Forgets a dead letter; its handler never runs again for that occurrence. @returns false when there was none. */
   async discard(claim: HeldClaim): Promise<boolean> {
     const keys = [this.keys.occurrence(claim.occurrenceId), this.keys.deadLetters];

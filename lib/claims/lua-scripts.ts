@@ -1,19 +1,23 @@
 import type { Cluster, Redis } from 'ioredis';
+import childrenOf from './lua/includes/children-of.lua';
 import claimOccurrence from './lua/includes/claim-occurrence.lua';
 import formats from './lua/includes/formats.lua';
 import keepOccurrence from './lua/includes/keep-occurrence.lua';
 import now from './lua/includes/now.lua';
+import children from './lua/children-1.lua';
 import claim from './lua/claim.lua';
 import discard from './lua/discard-2.lua';
 import dropLease from './lua/drop-lease-2.lua';
 import expiredLeases from './lua/expired-leases-1.lua';
 import lease from './lua/lease.lua';
+import park from './lua/park.lua';
 import readAndClaim from './lua/read-and-claim.lua';
 import recorded from './lua/recorded.lua';
 import releaseLock from './lua/release-lock-1.lua';
 import releaseUnwanted from './lua/release-unwanted.lua';
 import reserve from './lua/reserve-2.lua';
 import settle from './lua/settle.lua';
+import settled from './lua/settled.lua';
 
 /** The parts scripts pull in with `--- @include "<name>"`. */
 const INCLUDES: Readonly<Record<string, string>> = {
@@ -21,6 +25,7 @@ const INCLUDES: Readonly<Record<string, string>> = {
   'includes/formats': formats,
   'includes/claim-occurrence': claimOccurrence,
   'includes/keep-occurrence': keepOccurrence,
+  'includes/children-of': childrenOf,
 };
 
 /**
@@ -42,6 +47,9 @@ const SCRIPTS = {
   recorded: { source: recorded },
   releaseLock: { source: releaseLock, keys: 1 },
   readAndClaim: { source: readAndClaim },
+  park: { source: park },
+  children: { source: children, keys: 1 },
+  settled: { source: settled },
 } satisfies Record<string, { source: string; keys?: number; immediate?: boolean }>;
 
 export type ScriptName = keyof typeof SCRIPTS;

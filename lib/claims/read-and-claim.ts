@@ -1,4 +1,4 @@
-import { CHILDREN_BOOKKEEPING, FAILED_CHILDREN_SUFFIX, type RedisKeys } from '../redis/redis-keys.js';
+import { FAILED_CHILDREN_SUFFIX, type RedisKeys } from '../redis/redis-keys.js';
 import { type ReadClaims, grantedClaims } from './claim.types.js';
 import type { LuaScripts, ScriptArg } from './lua-scripts.js';
 
@@ -6,7 +6,7 @@ import type { LuaScripts, ScriptArg } from './lua-scripts.js';
 export interface ReadStream {
   stream: string;
   queueName: string;
-  /** Whether a handler may want a failed job of this queue as a parent: then whether it had children is asked. */
+  /** Whether a handler may want a failed job of this queue as a parent: then its children are read. */
   askChildren: boolean;
   /** Every handler that may want a failure of this queue, as a child or as a parent: all are claimed, and the dispatcher releases those that do not match. */
   handlers: readonly string[];
@@ -20,8 +20,8 @@ export interface ReadFailure {
   hash: unknown[];
   /** The child its failedReason names (`child <key> failed`), and whether that child is among its failed children. */
   namedChild?: { key: string; failed: boolean };
-  /** Whether the job has BullMQ's children bookkeeping; undefined when not asked. */
-  hadChildren?: boolean;
+  /** childrenOf's flat list (see children-of.lua); undefined when not asked. */
+  children?: unknown[];
   claimed?: ReadClaims;
 }
 
@@ -38,10 +38,11 @@ export class ReadAndClaim {
     private readonly consumer: string,
     private readonly streams: readonly ReadStream[],
     /** ClaimStore.readClaimArgs when the read claims; undefined when it only reads. */
-    claimArgs?: readonly ScriptArg[],
+    claimArgs: readonly ScriptArg[] | undefined,
+    childrenPerGroup: number,
   ) {
     this.streamKeys = streams.map((s) => s.stream);
-    this.sharedArgs = [FAILED_CHILDREN_SUFFIX, CHILDREN_BOOKKEEPING.length, ...CHILDREN_BOOKKEEPING.map((suffix) => `:${suffix}`)];
+    this.sharedArgs = [FAILED_CHILDREN_SUFFIX, childrenPerGroup];
     this.sharedArgs.push(...(claimArgs ? ['1', ...claimArgs] : ['0']));
     this.streamArgs = streams.map((s) => [s.queueName, keys.jobPrefix(s.queueName), s.askChildren ? '1' : '0', s.handlers.length, ...s.handlers]);
   }
@@ -59,14 +60,14 @@ export class ReadAndClaim {
       const stream = this.streams[Number(reply[i]) - 1];
       if (!stream) continue;
       const named = String(reply[i + 3]);
-      const hadChildren = Number(reply[i + 5]);
+      const children = reply[i + 5] as unknown[];
       const occurrenceId = String(reply[i + 6]);
       failures.push({
         queueName: stream.queueName,
         jobId: String(reply[i + 1]),
         hash: reply[i + 2] as unknown[],
         namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 4]) === 1 },
-        hadChildren: hadChildren < 0 ? undefined : hadChildren === 1,
+        children: children.length > 0 ? children : undefined,
         claimed: occurrenceId === '' ? undefined : { occurrenceId, granted: grantedClaims(reply[i + 7] as unknown[], () => occurrenceId) },
       });
     }

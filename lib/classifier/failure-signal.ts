@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { ReadClaims } from '../claims/claim.types.js';
-import type { FailureSource } from '../interfaces/failure-events.interface.js';
+import type { FailureSource, FlowChildren } from '../interfaces/failure-events.interface.js';
 
 /** What a source knows: job X of queue Q may have failed terminally. The classifier decides the rest. */
 export interface FailureSignal {
@@ -28,8 +28,8 @@ export interface FailureSignal {
 
 /** What a script found beside a stored failed job, so the classifier need not ask Redis. */
 export interface StoredFacts {
-  /** Whether the job has BullMQ's children bookkeeping; undefined when not asked. */
-  hadChildren?: boolean;
+  /** The job's children (none: it had none); undefined when not asked. */
+  children?: FlowChildren;
   /** The child its failedReason names (`child <key> failed`), and whether that child is among its failed children. */
   namedChild?: { key: string; failed: boolean };
 }

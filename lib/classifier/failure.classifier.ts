@@ -1,11 +1,12 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { JobRef, RootCause } from '../interfaces/failure-events.interface.js';
+import type { FlowChildren, JobRef, RootCause } from '../interfaces/failure-events.interface.js';
 import { occurrenceId } from '../claims/formats.js';
 import { traced, tracing } from '../diagnostics.js';
 import { isTransientRedisError } from '../redis/redis-errors.js';
 import type { ParsedJobKey, RedisKeys } from '../redis/redis-keys.js';
 import type { BadJobs } from './bad-jobs.js';
+import { type FlowChildrenReader, hasChildren } from './flow-children.js';
 import type { FailureOccurrence } from './failure-occurrence.js';
 import type { FailureSignal, StoredFacts } from './failure-signal.js';
 import type { JobLoader } from './job-loader.js';
@@ -23,10 +24,10 @@ const MAX_CASCADE_DEPTH = 64;
 const SAME_FAILURE_MS = 100;
 
 /**
- * Whether any handler could want this job's own failure as a parent (`jobName` undefined:
- * not loaded yet, any name): if none, whether it had children need not be asked.
+ * Whether any handler could want this job's failure as a parent, caused by a child or not
+ * (`jobName` undefined: not loaded yet, any name): if none, its children need not be read.
  */
-export type ParentInterest = (queueName: string, jobName: string | undefined) => boolean;
+export type ParentInterest = (queueName: string, jobName: string | undefined, causedByChild: boolean) => boolean;
 
 /**
  * Turns "job X of queue Q may have failed terminally" into occurrences: is the job a
@@ -36,6 +37,7 @@ export class FailureClassifier {
   constructor(
     private readonly redis: Redis,
     private readonly loader: JobLoader,
+    private readonly children: FlowChildrenReader,
     private readonly keys: RedisKeys,
     private readonly recent: RecentFailures,
     private readonly parentInterest: ParentInterest,
@@ -94,10 +96,11 @@ export class FailureClassifier {
     const inMemory = this.keys.parseDeferredFailure(signal.job?.deferredFailure);
     const reported = inMemory ? undefined : this.keys.parseDeferredFailure(signal.failedReason);
     const reportedIsFailedChild = reported ? this.isFailedChild(key, reported, signal.facts) : undefined;
-    const wantsParent = this.parentInterest(signal.queueName, signal.job?.name);
-    // Not needed when a failed child is named: that alone makes the job a parent.
-    const hadChildren = wantsParent && !inMemory && !reported ? this.hadChildren(key, signal.facts) : undefined;
-    for (const pending of [reportedIsFailedChild, hadChildren]) pending?.catch(() => undefined); // awaited only when needed
+    const named = inMemory ?? reported;
+    // A child named as the cause makes the job a parent; else whether it had children decides.
+    const wantsParent = this.parentInterest(signal.queueName, signal.job?.name, named !== undefined);
+    const children = wantsParent ? this.childrenOf(key, signal.facts) : undefined;
+    for (const pending of [reportedIsFailedChild, children]) pending?.catch(() => undefined); // awaited only when needed
     const job = await load({ prefix: this.keys.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).
     if (!job?.finishedOn || typeof job.failedReason !== 'string') return undefined;
@@ -141,13 +144,17 @@ export class FailureClassifier {
 
     const failedChild = await this.failedChildOf(job, key, reported && { child: reported, confirmed: reportedIsFailedChild });
     const rootCause = failedChild && (await this.rootCause(failedChild, load));
-    if (failedChild || (wantsParent && (await (hadChildren ?? this.hadChildren(key))))) {
+    // Asked again now that the name and the cause are known; the children read early serve either way.
+    const wanted = this.parentInterest(signal.queueName, job.name, failedChild !== undefined);
+    const listed = wanted ? await (children ?? this.childrenOf(key, signal.facts)) : undefined;
+    if (listed && (failedChild || hasChildren(listed))) {
       occurrence.parentFailed = {
         ...base,
         kind: 'parent-failed',
         causedByChild: failedChild !== undefined,
         failedChild: failedChild && toRef(failedChild),
         rootCause,
+        children: listed,
       };
     }
     // What this job's parent, failing next, will want to know.
@@ -178,9 +185,8 @@ export class FailureClassifier {
     return (await this.redis.zscore(this.keys.failedChildren(key), child.key)) !== null;
   }
 
-  private async hadChildren(key: string, facts?: StoredFacts): Promise<boolean> {
-    if (facts?.hadChildren !== undefined) return facts.hadChildren;
-    return (await this.redis.exists(...this.keys.childrenBookkeeping(key))) > 0;
+  private async childrenOf(key: string, facts?: StoredFacts): Promise<FlowChildren> {
+    return facts?.children ?? this.children.read(key);
   }
 
   /** Walks down the deferred failures; each level only names its immediate child. */

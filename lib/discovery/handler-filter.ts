@@ -8,6 +8,8 @@ export interface HandlerFilter {
   causedByChild?: boolean;
   /** Child handlers only. */
   parentQueueNames?: ReadonlySet<string>;
+  /** Parent handlers only: wait until the parent has no pending child (at most timeoutMs; undefined: the module's default). */
+  settled?: { timeoutMs?: number };
 }
 
 /** What a filter is compared with: the facts of one event. */

@@ -5,7 +5,7 @@ import { FlowFailureConfigError } from '../errors/flow-failure-config.error.js';
 import type { HandlerFilter } from './handler-filter.js';
 
 const ALLOWED_OPTIONS: Record<RawHandlerMetadata['kind'], readonly string[]> = {
-  'parent-failed': ['queueName', 'jobName', 'causedByChild'],
+  'parent-failed': ['queueName', 'jobName', 'causedByChild', 'settled'],
   'child-failed': ['queueName', 'jobName', 'parentQueueName'],
 };
 
@@ -37,12 +37,7 @@ export class HandlerMetadataAccessor {
     if (unknown.length > 0) {
       fail(`unknown option ${unknown.map((k) => `"${k}"`).join(', ')} (allowed: ${allowed.join(', ')})`);
     }
-    const filter: {
-      queueNames?: ReadonlySet<string>;
-      jobNames?: ReadonlySet<string>;
-      causedByChild?: boolean;
-      parentQueueNames?: ReadonlySet<string>;
-    } = {};
+    const filter: { -readonly [K in keyof HandlerFilter]: HandlerFilter[K] } = {};
     if (options.queueName !== undefined) filter.queueNames = names(options.queueName, 'queue name', fail);
     if (options.jobName !== undefined) filter.jobNames = names(options.jobName, 'job name', fail);
     if (options.parentQueueName !== undefined) {
@@ -54,6 +49,7 @@ export class HandlerMetadataAccessor {
       }
       filter.causedByChild = options.causedByChild as boolean;
     }
+    if (options.settled !== undefined && options.settled !== false) filter.settled = settledOption(options.settled, fail);
     return filter;
   }
 }
@@ -72,6 +68,16 @@ function names(value: unknown, what: string, fail: (problem: string) => never): 
     }
   }
   return new Set(list as string[]);
+}
+
+function settledOption(value: unknown, fail: (problem: string) => never): { timeoutMs?: number } {
+  if (value === true) return {};
+  const timeoutMs = typeof value === 'object' && value !== null ? (value as { timeoutMs?: unknown }).timeoutMs : undefined;
+  const keys = typeof value === 'object' && value !== null ? Object.keys(value) : [];
+  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || keys.some((key) => key !== 'timeoutMs')) {
+    return fail(`settled must be true or { timeoutMs: <whole number of ms, at least 1> }, got ${describe(value)}`);
+  }
+  return { timeoutMs };
 }
 
 function describe(value: unknown): string {

@@ -9,7 +9,11 @@ import { traced, tracing } from '../diagnostics.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import type { ShutdownBudget } from '../util/shutdown-budget.js';
 import { within } from '../util/within.js';
+import { filterMatches } from '../discovery/handler-filter.js';
+import type { FlowChildrenReader } from '../classifier/flow-children.js';
+import type { RedisKeys } from '../redis/redis-keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { SettledGate } from './settled-gate.js';
 import type { HandlerMatch, Run, RunResult } from './run.js';
 import { RunQueue } from './run-queue.js';
 import type { ReservationUse, WorkerReservations } from './worker-reservations.js';
@@ -27,6 +31,8 @@ export interface DispatcherOptions {
   leaseMs: number;
   /** How long an occurrence no handler wanted is remembered, so the sweep does not load it again. */
   markerTtlMs: number;
+  /** How long a `settled` handler waits for pending children, unless its decorator says. */
+  settledTimeoutMs: number;
 }
 
 /**
@@ -40,6 +46,7 @@ export class FailureDispatcher {
   private readonly logger = new Logger('FlowFailureModule');
   private readonly leases: LeaseKeeper;
   private readonly runs: RunQueue;
+  private readonly settled: SettledGate;
   /** Unwanted claims of read occurrences being released (ClaimStore.releaseUnwanted). */
   private readonly releasing = new Set<Promise<void>>();
   private stopped = false;
@@ -50,9 +57,12 @@ export class FailureDispatcher {
     private readonly options: DispatcherOptions,
     /** Failures this process's Workers reserved as they started the jobs: their handlers start before the claim. */
     private readonly reservations: WorkerReservations,
+    children: FlowChildrenReader,
+    keys: RedisKeys,
   ) {
     this.leases = new LeaseKeeper(claims, options.leaseMs, (run) => this.runs.withdraw(run));
     this.runs = new RunQueue(claims, this.leases, options);
+    this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.runs.enqueue(run));
   }
 
   /** How many more runs this instance should take on now (see RunQueue.room). */
@@ -67,7 +77,7 @@ export class FailureDispatcher {
 
   /** Nothing queued, running, being settled, released or waiting to retry here. */
   get idle(): boolean {
-    return this.runs.idle && this.releasing.size === 0;
+    return this.runs.idle && this.settled.idle && this.releasing.size === 0;
   }
 
   /** Renews every held claim now: after a Redis outage, before others may take them. */
@@ -141,6 +151,7 @@ export class FailureDispatcher {
    */
   async stop(budget: ShutdownBudget): Promise<void> {
     this.stopped = true;
+    this.settled.stop();
     const forHandBack = Math.min(HAND_BACK_MS, Math.floor(budget.left() / 5));
     await within(budget.left() - forHandBack, Promise.all([this.runs.stop(), Promise.allSettled([...this.releasing])]));
     await this.leases.handBack(budget.left());
@@ -158,7 +169,7 @@ export class FailureDispatcher {
     granted.push(...reservedHere);
     for (const claim of granted) {
       const match = wanted.get(claim.occurrenceId)?.find((m) => m.binding.key === claim.handlerKey);
-      if (match) this.runs.enqueue(this.run(claim, match));
+      if (match) this.queueRun(this.run(claim, match));
     }
     return granted;
   }
@@ -188,9 +199,15 @@ export class FailureDispatcher {
       this.options.markerTtlMs,
     );
     const started: Run[] = [];
+    const waiting: Run[] = [];
     for (const { o, matches } of wanted) {
       for (const match of matches) {
         const run = this.run({ handlerKey: match.binding.key, occurrenceId: o.id, attempt: 1 }, match);
+        // A settled handler waits for the parent's children anyway: it goes once its claim is in.
+        if (run.settledTimeoutMs !== undefined) {
+          waiting.push(run);
+          continue;
+        }
         this.runs.enqueue(run);
         started.push(run);
       }
@@ -208,6 +225,7 @@ export class FailureDispatcher {
         this.logger.error(MESSAGES.reservedButTakenElsewhere(run.binding.name, run.occurrenceId));
       }
     }
+    for (const run of waiting) if (confirmed.has(claimMember(run.handlerKey, run.occurrenceId))) this.settled.admit(run);
     return ours;
   }
 
@@ -227,7 +245,7 @@ export class FailureDispatcher {
       const fresh = claims.filter((claim) => !this.leases.holds(claim.handlerKey, claim.occurrenceId));
       const split = this.splitByMatch(occurrence, fresh);
       for (const { claim, match } of split.matching) {
-        this.runs.enqueue(this.run(claim, match));
+        this.queueRun(this.run(claim, match));
         granted.push(claim);
       }
       unwanted.push({ occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: split.unwanted });
@@ -269,7 +287,11 @@ export class FailureDispatcher {
     const parent = occurrence.parentFailed;
     if (parent) {
       const subject = { kind: parent.kind, queueName: parent.queueName, jobName: parent.jobName, causedByChild: parent.causedByChild };
-      for (const binding of this.registry.match(subject)) found.push({ binding, event: parent });
+      for (const binding of this.registry.match(subject)) {
+        // A settled filter among those that match makes the run wait.
+        const settled = binding.filters.find((f) => f.settled && filterMatches(f, subject))?.settled;
+        found.push({ binding, event: parent, settledTimeoutMs: settled ? (settled.timeoutMs ?? this.options.settledTimeoutMs) : undefined });
+      }
     }
     const child = occurrence.childFailed;
     if (child) {
@@ -277,6 +299,12 @@ export class FailureDispatcher {
       for (const binding of this.registry.match(subject)) found.push({ binding, event: child });
     }
     return found;
+  }
+
+  /** A run whose claim is held here: to the run queue, or first to the settled gate. */
+  private queueRun(run: Run): void {
+    if (run.settledTimeoutMs !== undefined) this.settled.admit(run);
+    else this.runs.enqueue(run);
   }
 
   private run(claim: GrantedClaim, match: HandlerMatch): Run {

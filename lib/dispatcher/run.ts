@@ -6,6 +6,8 @@ import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js
 export interface HandlerMatch {
   binding: HandlerBinding;
   event: FlowFailureEvent;
+  /** For a `settled` handler: how long its run may wait for the parent's pending children (ms). */
+  settledTimeoutMs?: number;
 }
 
 /** One handler's run for one occurrence, under the claim it holds. */

@@ -13,6 +13,37 @@ export interface JobRef {
   key: string;
 }
 
+/** A child of a failed parent; `jobName` is undefined when the child job no longer exists. */
+export interface ChildRef extends JobRef {
+  jobName?: string;
+}
+
+export interface CompletedChild extends ChildRef {
+  /** What its processor returned, from the parent's record of it (it outlives `removeOnComplete`). */
+  returnValue: unknown;
+}
+
+export interface FailedChild extends ChildRef {
+  failedReason: string;
+}
+
+/** The direct children of a failed parent, by outcome. */
+export interface FlowChildren {
+  /** Finished successfully. */
+  completed: CompletedChild[];
+  /** Failed with `failParentOnFailure` or `continueParentOnFailure`: their failure failed or continued the parent. */
+  failed: FailedChild[];
+  /**
+   * Failed with `ignoreDependencyOnFailure`. A child removed under `removeDependencyOnFailure`
+   * is kept by BullMQ in no list, so it is in none here.
+   */
+  ignored: FailedChild[];
+  /** Not finished yet: waiting, delayed, active, or waiting for children of its own. */
+  pending: ChildRef[];
+  /** True when a group held more than 1000 children: each list holds the first 1000. */
+  truncated: boolean;
+}
+
 /** The deepest failed descendant on the path that failed a parent. */
 export interface RootCause extends JobRef {
   jobName?: string;
@@ -44,6 +75,11 @@ export interface ParentFailedEvent extends FailureEventBase {
   failedChild?: JobRef;
   /** The deepest failed descendant on that path (equal to `failedChild` for one level). */
   rootCause?: RootCause;
+  /**
+   * Its direct children when the event was built; for a `settled` handler, once no child
+   * is pending any more (or its wait ran out).
+   */
+  children: FlowChildren;
 }
 
 /** A job that has a parent failed terminally (after all its attempts). */

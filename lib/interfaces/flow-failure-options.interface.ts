@@ -44,7 +44,9 @@ export interface FlowFailureModuleOptions {
   sweepIntervalMs?: number;
   /** Default 50: handler runs at once in this app instance. */
   concurrency?: number;
-  /** Default 10 s: how long `app.close()` waits for handlers in flight before handing their claims back. */
+  /** Default 10 minutes: how long a `settled` handler waits for the failed parent's pending children. */
+  settledTimeoutMs?: number;
+  /** Default 10 s: the whole of `app.close()`: handlers in flight get what the steps before left, then their claims are handed back. */
   shutdownTimeoutMs?: number;
 }
 

@@ -8,6 +8,13 @@ export interface OnParentFailedOptions {
   jobName?: string | string[];
   /** true: only failures a child caused; false: only the parent's own; omitted: both. */
   causedByChild?: boolean;
+  /**
+   * Run once no child of the failed parent is pending any more, with the final `children`:
+   * siblings still running when the parent failed are seen as they end. The wait is bounded
+   * by `timeoutMs` (default: the module's `settledTimeoutMs`), after which the handler runs
+   * with `children.pending` not empty.
+   */
+  settled?: boolean | { timeoutMs: number };
 }
 
 export interface OnChildFailedOptions {

@@ -15,9 +15,6 @@ export interface JobAttempt {
   attemptsStarted: number;
 }
 
-/** What BullMQ keeps under a parent's job key for its children: any of them means the job had children. */
-export const CHILDREN_BOOKKEEPING = ['dependencies', 'processed', 'failed', 'unsuccessful'] as const;
-
 /** The suffix of the ZSET under a parent's key of the children whose failure counted against it. */
 export const FAILED_CHILDREN_SUFFIX = ':unsuccessful';
 
@@ -64,10 +61,6 @@ export class RedisKeys {
 
   failedChildren(parentKey: string): string {
     return `${parentKey}${FAILED_CHILDREN_SUFFIX}`;
-  }
-
-  childrenBookkeeping(parentKey: string): string[] {
-    return CHILDREN_BOOKKEEPING.map((suffix) => `${parentKey}:${suffix}`);
   }
 
   /**

@@ -15,6 +15,7 @@ import { LuaScripts } from '../claims/lua-scripts.js';
 import { ReadAndClaim } from '../claims/read-and-claim.js';
 import { BadJobs } from '../classifier/bad-jobs.js';
 import { FailureClassifier } from '../classifier/failure.classifier.js';
+import { CHILDREN_PER_GROUP, FlowChildrenReader } from '../classifier/flow-children.js';
 import { JobLoader } from '../classifier/job-loader.js';
 import { RecentFailures } from '../classifier/recent-failures.js';
 import { DeadLetterStore } from '../dead-letters/dead-letter.store.js';
@@ -170,10 +171,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const scripts = new LuaScripts(commands);
     const loader = new JobLoader(jobs, keys);
     const recent = new RecentFailures();
-    const parentInterest = (queueName: string, jobName?: string) =>
-      this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild: false });
+    const parentInterest = (queueName: string, jobName: string | undefined, causedByChild: boolean) =>
+      this.registry.couldMatch({ kind: 'parent-failed', queueName, jobName, causedByChild });
     const badJobs = new BadJobs(commands, keys);
-    const classifier = new FailureClassifier(jobs, loader, keys, recent, parentInterest, badJobs);
+    const children = new FlowChildrenReader(new LuaScripts(jobs), keys);
+    const classifier = new FailureClassifier(jobs, loader, children, keys, recent, parentInterest, badJobs);
     const claims = new ClaimStore(commands, scripts, keys, this.owner, config.leaseMs, config.dedupTtlMs);
     const reservations = new WorkerReservations(claims, this.registry, keys, config.leaseMs, config.workerReservations);
     const dispatcher = new FailureDispatcher(
@@ -187,8 +189,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         backlogLimit: config.concurrency * BACKLOG_PER_SLOT,
         leaseMs: config.leaseMs,
         markerTtlMs: Math.max(10 * 60 * 1000, 4 * config.sweepIntervalMs),
+        settledTimeoutMs: config.settledTimeoutMs,
       },
       reservations,
+      children,
+      keys,
     );
     const capacity = { room: () => dispatcher.room, whenRoom: () => dispatcher.whenRoom() };
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
@@ -204,10 +209,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       queues.map((queueName) => ({
         stream: keys.eventsStream(queueName),
         queueName,
-        askChildren: parentInterest(queueName),
+        askChildren: parentInterest(queueName, undefined, true) || parentInterest(queueName, undefined, false),
         handlers: this.registry.handlersOf(queueName),
       })),
       claims.readClaimArgs(),
+      CHILDREN_PER_GROUP,
     );
     return {
       connections,
@@ -238,7 +244,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         positions,
         deliver,
         capacity,
-        new ReadBehind(readAndClaim, keys, loader),
+        new ReadBehind(readAndClaim, keys, loader, children),
         { queues, consumer: this.owner, leaseMs: config.leaseMs, holdersCatchingUp },
       ),
       sweep: new SweepSource(commands, scripts, keys, positions, deliver, (ids) => claims.recorded(ids), capacity, {

@@ -62,8 +62,12 @@ describe('the read-and-claim script behind each stream read', () => {
     expect([...found.keys()].sort()).toEqual([keys.job('payments', plain.id as string), parentKey].sort());
     const plainJob = found.get(keys.job('payments', plain.id as string));
     expect(plainJob?.job).toMatchObject({ id: plain.id, name: 'charge', data: { amount: 10 } });
-    expect(plainJob?.facts).toEqual({ namedChild: undefined, hadChildren: false });
-    expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, hadChildren: true });
+    const none = { completed: [], failed: [], ignored: [], pending: [], truncated: false };
+    expect(plainJob?.facts).toEqual({ namedChild: undefined, children: none });
+    expect(found.get(parentKey)?.facts).toEqual({
+      namedChild: { key: childKey, failed: true },
+      children: { ...none, failed: [{ queueName: 'stock', jobId: 'c1', key: childKey, failedReason: '' }] },
+    });
     await a.prefetch.received(first.pairs, []);
 
     // Another consumer was handed none of these entries; this one has nothing new past them.

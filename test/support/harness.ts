@@ -38,23 +38,25 @@ export interface JobBehaviour {
   reason?: string;
   /** Sleep before answering, in ms. */
   sleepMs?: number;
+  /** What the processor returns when it succeeds (default 'ok'). */
+  result?: unknown;
 }
 
 /** The processor of every test queue: what a job does is in its data. */
-export async function runBehaviour(job: Job<JobBehaviour>): Promise<string> {
-  const { fail, unrecoverable, reason, sleepMs } = job.data ?? {};
+export async function runBehaviour(job: Job<JobBehaviour>): Promise<unknown> {
+  const { fail, unrecoverable, reason, sleepMs, result = 'ok' } = job.data ?? {};
   if (sleepMs) await new Promise((resolve) => setTimeout(resolve, sleepMs));
   const message = reason ?? `${job.name} failed`;
   if (unrecoverable) throw new UnrecoverableError(message);
   if (fail === true || (typeof fail === 'number' && job.attemptsMade < fail)) throw new Error(message);
-  return 'ok';
+  return result;
 }
 
 /** A `@Processor` class for a queue, whose jobs behave as their data says. */
 export function behaviourProcessor(queueName: string, workerOptions: Partial<WorkerOptions> = {}): Type<WorkerHost> {
   @Processor(queueName, { concurrency: 20, ...workerOptions })
   class BehaviourProcessor extends WorkerHost {
-    process(job: Job<JobBehaviour>): Promise<string> {
+    process(job: Job<JobBehaviour>): Promise<unknown> {
       return runBehaviour(job);
     }
   }
@@ -84,14 +86,15 @@ export class EventLog {
 /**
  * A handler class that records every event it gets in the EventLog, as 'parent' and 'child'.
  * `true` declares the handler with no argument; leaving a key out declares none. With
- * `delayMs`, each handler takes that long before it records (a slow handler).
+ * `delayMs`, each handler takes that long before it records (a slow handler). With `as`,
+ * the class is a second one of its own (`<as>Handlers`) that records as `<as>` and `<as>:child`.
  */
 export function recordingHandlers(
   decorate: {
     parent?: true | Parameters<typeof OnParentFailed>[0];
     child?: true | Parameters<typeof OnChildFailed>[0];
   },
-  { delayMs = 0 }: { delayMs?: number } = {},
+  { delayMs = 0, as }: { delayMs?: number; as?: string } = {},
 ): Type {
   @Injectable()
   class RecordingHandlers {
@@ -99,17 +102,18 @@ export function recordingHandlers(
 
     async parent(event: FlowFailureEvent) {
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      this.log.record('parent', event);
+      this.log.record(as ?? 'parent', event);
     }
 
     async child(event: FlowFailureEvent) {
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      this.log.record('child', event);
+      this.log.record(as ? `${as}:child` : 'child', event);
     }
   }
   const method = (name: 'parent' | 'child') => Object.getOwnPropertyDescriptor(RecordingHandlers.prototype, name) as PropertyDescriptor;
   if (decorate.parent) OnParentFailed(decorate.parent === true ? undefined : decorate.parent)(RecordingHandlers.prototype, 'parent', method('parent'));
   if (decorate.child) OnChildFailed(decorate.child === true ? undefined : decorate.child)(RecordingHandlers.prototype, 'child', method('child'));
+  if (as) Object.defineProperty(RecordingHandlers, 'name', { value: `${as}Handlers` });
   return RecordingHandlers;
 }
 

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { ClaimStore } from '../../lib/claims/claim.store.js';
 import { LuaScripts } from '../../lib/claims/lua-scripts.js';
 import { ReadAndClaim } from '../../lib/claims/read-and-claim.js';
+import { CHILDREN_PER_GROUP, FlowChildrenReader } from '../../lib/classifier/flow-children.js';
 import { JobLoader } from '../../lib/classifier/job-loader.js';
 import { RedisKeys } from '../../lib/redis/redis-keys.js';
 import { ReadBehind } from '../../lib/sources/stream/read-behind.js';
@@ -40,6 +41,6 @@ export function readBehind(blocking: Redis, keys: RedisKeys, consumer: string, q
     askChildren: true,
     handlers: claims?.handlers(queueName) ?? [],
   }));
-  const script = new ReadAndClaim(new LuaScripts(blocking), keys, consumer, streams, claims?.store.readClaimArgs());
-  return new ReadBehind(script, keys, loader);
+  const script = new ReadAndClaim(new LuaScripts(blocking), keys, consumer, streams, claims?.store.readClaimArgs(), CHILDREN_PER_GROUP);
+  return new ReadBehind(script, keys, loader, new FlowChildrenReader(new LuaScripts(blocking), keys));
 }

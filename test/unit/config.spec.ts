@@ -19,6 +19,7 @@ describe('resolveConfig', () => {
       sweepIntervalMs: 30_000,
       concurrency: 50,
       shutdownTimeoutMs: 10_000,
+      settledTimeoutMs: 600_000,
     });
   });
 

@@ -1,7 +1,7 @@
 --[[
   Drops the lease of a claim whose occurrence is no longer stored (nothing could run it),
-  unless the occurrence came back meanwhile with this handler running: that lease is a
-  live claim's.
+  unless the occurrence came back meanwhile with this handler running or parked: that
+  lease is a live claim's.
 
   Input:
     KEYS[1]  leases ZSET
@@ -14,7 +14,7 @@
 ]]
 --- @include "includes/formats"
 local state = redis.call('HGET', KEYS[2], handlerFieldOf(ARGV[1]))
-if state and isRunState(state) and redis.call('HEXISTS', KEYS[2], 'snapshot') == 1 then
+if state and isOpenState(state) and redis.call('HEXISTS', KEYS[2], 'snapshot') == 1 then
   return 0
 end
 return redis.call('ZREM', KEYS[1], claimMemberOf(ARGV[1], ARGV[2]))

@@ -20,25 +20,26 @@
     ARGV[2]     consumer
     ARGV[3]     count
     ARGV[4]     the failed-children key suffix (':unsuccessful')
-    ARGV[5]     how many children-bookkeeping suffixes follow; then those suffixes
+    ARGV[5]     at most this many children per group (childrenOf)
     then '1' and the claim arguments (leases key, occurrence key prefix, owner, leaseMs,
     ttlMs, reservation key prefix) to claim, or '0' alone
     then per stream: the id after which to read ('0': from the start), the queue, its job
-    key prefix (`<prefix>:<queue>:`), '1' when whether a failed job had children is
-    wanted, the number of handlers to claim and their keys
+    key prefix (`<prefix>:<queue>:`), '1' when a failed job's children are wanted, the
+    number of handlers to claim and their keys
 
   Output:
     for each entry read that reports a failure, eight values: stream position (1-based),
     job id, the job's hash (empty when the job is gone), the child key its failedReason
-    names ('' if none), 1 if that child is among its failed children (else 0), 1 or 0 for
-    whether it had children (-1 when not asked), the occurrence id it claimed ('' if
-    none) and the claims granted (position, handler, attempt, ...)
+    names ('' if none), 1 if that child is among its failed children (else 0), its
+    children (childrenOf's list; empty when not asked), the occurrence id it claimed (''
+    if none) and the claims granted (position, handler, attempt, ...)
 ]]
 --- @include "includes/now"
 --- @include "includes/formats"
 --- @include "includes/claim-occurrence"
-local failedChildrenSuffix, suffixCount = ARGV[4], tonumber(ARGV[5])
-local a = 6 + suffixCount
+--- @include "includes/children-of"
+local failedChildrenSuffix, childrenLimit = ARGV[4], tonumber(ARGV[5])
+local a = 6
 local claiming = ARGV[a] == '1'
 local leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix
 if claiming then
@@ -80,12 +81,8 @@ for _, stream in ipairs(reply or {}) do
       local named = deferredChildOf(reason)
       local namedFailed = 0
       if named ~= '' and redis.call('ZSCORE', key .. failedChildrenSuffix, named) then namedFailed = 1 end
-      local hadChildren = -1
-      if setting.askChildren and #hash > 0 then
-        local bookkeeping = {}
-        for i = 1, suffixCount do bookkeeping[i] = key .. ARGV[5 + i] end
-        hadChildren = redis.call('EXISTS', unpack(bookkeeping)) > 0 and 1 or 0
-      end
+      local children = {}
+      if setting.askChildren and #hash > 0 then children = childrenOf(key, childrenLimit) end
       local id, granted = '', {}
       if claiming and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
         id = occurrenceIdOf(setting.queue, jobId, finishedOn)
@@ -97,7 +94,7 @@ for _, stream in ipairs(reply or {}) do
       out[#out + 1] = hash
       out[#out + 1] = named
       out[#out + 1] = namedFailed
-      out[#out + 1] = hadChildren
+      out[#out + 1] = children
       out[#out + 1] = id
       out[#out + 1] = granted
     end

@@ -39,7 +39,7 @@ for k = 2, #KEYS do
   for i = 1, #fields, 2 do
     if isHandlerField(fields[i]) then
       handlers = handlers + 1
-      if isRunState(fields[i + 1]) or isDeadState(fields[i + 1]) then needed = true end
+      if isOpenState(fields[i + 1]) or isDeadState(fields[i + 1]) then needed = true end
     end
   end
   if handlers == 0 then

@@ -2,6 +2,7 @@ import type { Job } from 'bullmq';
 import type { ReadClaims } from '../../claims/claim.types.js';
 import type { ReadAndClaim } from '../../claims/read-and-claim.js';
 import type { FailureSignal, StoredFacts } from '../../classifier/failure-signal.js';
+import type { FlowChildrenReader } from '../../classifier/flow-children.js';
 import type { JobLoader } from '../../classifier/job-loader.js';
 import type { RedisKeys } from '../../redis/redis-keys.js';
 import { compareIds } from './stream-entry.js';
@@ -32,6 +33,7 @@ export class ReadBehind {
     private readonly script: ReadAndClaim,
     private readonly keys: RedisKeys,
     private readonly jobs: Pick<JobLoader, 'fromScriptReply'>,
+    private readonly children: Pick<FlowChildrenReader, 'decode'>,
   ) {}
 
   /**
@@ -43,7 +45,8 @@ export class ReadBehind {
     return this.script.run(count, (stream) => this.lastRead.get(stream) ?? '0').then(
       (failures) => {
         const found: FoundJobs = new Map();
-        for (const { queueName, jobId, hash, namedChild, hadChildren, claimed } of failures) {
+        for (const { queueName, jobId, hash, namedChild, children: listed, claimed } of failures) {
+          const children = listed && this.children.decode(listed);
           // A job that does not decode is loaded (and isolated) by the classifier; its claims travel on.
           const job = hash.length > 0 ? this.decoded(queueName, jobId, hash) : undefined;
           const key = this.keys.job(queueName, jobId);
@@ -51,7 +54,7 @@ export class ReadBehind {
           // script read the same job twice, and what either entry claimed is held here.
           const earlier = found.get(key);
           if (earlier?.claimed && claimed) earlier.claimed.granted.push(...claimed.granted);
-          else if (job || claimed) found.set(key, { job, facts: { namedChild, hadChildren }, claimed });
+          else if (job || claimed) found.set(key, { job, facts: { namedChild, children }, claimed });
         }
         return found;
       },

@@ -3,7 +3,8 @@
   (read-and-claim.lua) both call it.
 
   Records one occurrence (idempotent) and takes each of `handlers` that is unclaimed or
-  whose lease has expired (mode 'revive': and each dead one). For every claim granted it
+  whose lease has expired, and each parked one whose time has come (mode 'revive': and
+  each dead one). For every claim granted it
   appends position, handler, attempt to `out`. `snapshot` '' writes none (the caller
   stores it later).
 
@@ -48,6 +49,12 @@ local function claimOccurrence(leases, occurrenceKey, occurrenceId, ttl, snapsho
       local lease = redis.call('ZSCORE', leases, member)
       if not lease or tonumber(lease) <= now then
         attempts = tonumber(string.match(state, '|(%d+)$')) or 0
+      end
+    elseif isWaitState(state) then
+      -- Parked until its lease: then taken again, without counting an attempt.
+      local lease = redis.call('ZSCORE', leases, member)
+      if not lease or tonumber(lease) <= now then
+        attempts = tonumber(string.sub(state, 6)) or 0
       end
     elseif mode == 'revive' and isDeadState(state) then
       attempts = tonumber(string.sub(state, 6)) or 0

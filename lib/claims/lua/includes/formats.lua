@@ -6,6 +6,7 @@
   claim member:    <handler>|<occurrence id>      (handler keys never contain '|')
   handler field:   h:<handler>                    (in the occurrence hash)
   run state:       run|<owner>|<attempt>
+  parked state:    wait|<attempts made>   (a settled delivery waiting for pending children)
 ]]
 local function occurrenceIdOf(queue, jobId, finishedOn)
   return queue .. ':' .. jobId .. ':' .. finishedOn
@@ -29,6 +30,15 @@ end
 
 local function isRunState(state)
   return string.sub(state, 1, 4) == 'run|'
+end
+
+local function isWaitState(state)
+  return string.sub(state, 1, 5) == 'wait|'
+end
+
+-- A claim that still has work ahead (running, or parked): its occurrence's snapshot is needed.
+local function isOpenState(state)
+  return isRunState(state) or isWaitState(state)
 end
 
 local function isDeadState(state)

@@ -13,7 +13,7 @@ local function keepOccurrence(occurrenceKey, ttl)
     if isHandlerField(fields[i]) then
       local state = fields[i + 1]
       if isDeadState(state) then dead = true end
-      if isRunState(state) then running = true end
+      if isOpenState(state) then running = true end
     end
   end
   if dead then redis.call('PERSIST', occurrenceKey) else redis.call('PEXPIRE', occurrenceKey, ttl) end

@@ -1,0 +1,74 @@
+import 'reflect-metadata';
+import { describe, expect, test } from '@jest/globals';
+import type { ParentFailedEvent } from 'nestjs-flow-failure';
+import { RedisKeys } from '../support/internals.js';
+import { recordingHandlers, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+import { specResources } from '../support/spec-resources.js';
+
+/** A compensation service beside the Workers: it processes no queue, and waits for the flows' siblings. */
+describe('a settled delivery', () => {
+  const prefix = uniquePrefix('settled');
+  const keys = new RedisKeys(prefix, 'flow-failure');
+  const spec = specResources(prefix);
+  const start = async (settled: true | { timeoutMs: number } = true) => {
+    const app = await startApp({
+      prefix,
+      withoutBull: true,
+      handlers: [recordingHandlers({ parent: { queueName: 'orders', settled } }, { as: 'settled' })],
+      options: { queues: ['orders'], leaseMs: 1000 },
+    });
+    spec.apps.push(app);
+    return app;
+  };
+  const placeOrder = (siblingOpts: object) =>
+    spec.redis.flows.add({
+      name: 'place-order',
+      queueName: 'orders',
+      children: [
+        { name: 'reserve', queueName: 'stock', data: { fail: true, reason: 'out of stock' }, opts: { failParentOnFailure: true } },
+        { name: 'charge', queueName: 'payments', data: { result: { charged: 7 } }, opts: siblingOpts },
+      ],
+    });
+  const parked = async () => {
+    const [member] = await spec.redis.redis.zrange(keys.leases, '0', '0');
+    if (!member) return false;
+    const state = await spec.redis.redis.hget(keys.occurrence(member.slice(member.indexOf('|') + 1)), `h:${member.slice(0, member.indexOf('|'))}`);
+    return state?.startsWith('wait|') ?? false;
+  };
+
+  test('waits across a restart: the sibling completes while no instance runs, and one of two new ones runs it once', async () => {
+    for (const queue of ['orders', 'stock']) spec.workers.push(spec.redis.worker(queue));
+    const first = await start();
+    const flow = await placeOrder({ jobId: 'charge-1' });
+    await waitUntil('the claim parked', parked);
+    await first.close();
+
+    // The sibling runs now, with no instance of the service up.
+    spec.workers.push(spec.redis.worker('payments'));
+    await waitUntil('the charge completed', async () => (await spec.redis.queue('payments').getJobState('charge-1')) === 'completed');
+
+    const [a, b] = [await start(), await start()];
+    await waitUntil('the settled handler', () => a.log.runs.length + b.log.runs.length >= 1, 10_000);
+    await settle(a, b);
+    const events = [...first.log.of('settled'), ...a.log.of('settled'), ...b.log.of('settled')] as ParentFailedEvent[];
+    expect(events).toHaveLength(1);
+    expect(events[0].jobId).toBe(flow.job.id);
+    expect(events[0].children.pending).toEqual([]);
+    expect(events[0].children.completed).toEqual([expect.objectContaining({ jobId: 'charge-1', returnValue: { charged: 7 } })]);
+    expect(await spec.redis.redis.zcard(keys.leases)).toBe(0);
+  });
+
+  test('is bounded: a sibling that never finishes lets the handler run after timeoutMs, with it pending', async () => {
+    for (const queue of ['orders', 'stock', 'payments']) spec.workers.push(spec.redis.worker(queue));
+    const app = await start({ timeoutMs: 2000 });
+    // A sibling delayed by an hour: still pending when the wait runs out.
+    const flow = await placeOrder({ jobId: 'charge-2', delay: 3_600_000 });
+    await waitUntil('the claim parked', parked);
+    await waitUntil('the settled handler', () => app.log.runs.length >= 1, 10_000);
+    await settle(app);
+    const [event] = app.log.of('settled') as ParentFailedEvent[];
+    expect(app.log.of('settled')).toHaveLength(1);
+    expect(event.jobId).toBe(flow.job.id);
+    expect(event.children.pending).toEqual([expect.objectContaining({ jobId: 'charge-2', jobName: 'charge' })]);
+  });
+});
