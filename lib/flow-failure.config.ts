@@ -21,6 +21,7 @@ export interface FlowFailureConfig {
   concurrency: number;
   shutdownTimeoutMs: number;
   settledTimeoutMs: number;
+  deadLetterTtlMs: number;
 }
 
 /** What `BullModule.forRoot()` was given, when the app has it. */
@@ -45,6 +46,7 @@ const KNOWN_OPTIONS: readonly (keyof FlowFailureModuleOptions)[] = [
   'concurrency',
   'shutdownTimeoutMs',
   'settledTimeoutMs',
+  'deadLetterTtlMs',
 ];
 
 /** @throws FlowFailureConfigError naming the option that is wrong */
@@ -108,5 +110,6 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     concurrency: number('concurrency', 1),
     shutdownTimeoutMs: number('shutdownTimeoutMs', 0),
     settledTimeoutMs: number('settledTimeoutMs', 1),
+    deadLetterTtlMs: number('deadLetterTtlMs', 1000),
   };
 }

@@ -23,4 +23,5 @@ export const DEFAULTS = {
   concurrency: 50,
   shutdownTimeoutMs: 10_000,
   settledTimeoutMs: 10 * 60 * 1000,
+  deadLetterTtlMs: 30 * 24 * 60 * 60 * 1000,
 } as const;

@@ -69,6 +69,9 @@ export const MESSAGES = {
   holderStopped: () => 'the process running this handler stopped before it finished',
   settledCheckFailed: (count: number, error: unknown) =>
     `Could not tell whether ${count} failed parent(s) are settled: ${describeError(error)}; looking again in a second`,
+  deadLetterWorkerFailed: (error: unknown) => `The dead-letter queue's Worker failed: ${describeError(error)}; it retries`,
+  deadLetterCleanFailed: (error: unknown) => `Removing dead letters past their retention failed: ${describeError(error)}; the next round tries again`,
+  replayStillRunning: (id: string, timeoutMs: number) => `the replay of ${id} did not finish within ${timeoutMs} ms; its outcome shows in the dead-letter queue`,
   renewFailed: (count: number, error: unknown) => `Could not renew ${count} claims: ${describeError(error)}`,
   claimLost: (handler: string, occurrenceId: string) =>
     `Lost the claim of ${handler} for ${occurrenceId} (lease expired); another instance owns it now`,

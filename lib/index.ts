@@ -2,7 +2,8 @@ export { FlowFailureModule } from './flow-failure.module.js';
 export { FlowFailureService, type ReplayResult } from './service/flow-failure.service.js';
 export { OnParentFailed } from './decorators/on-parent-failed.decorator.js';
 export { OnChildFailed } from './decorators/on-child-failed.decorator.js';
-export type { DeadLetter } from './dead-letters/dead-letter.js';
+export type { DeadLetter, DeadLetterEvent } from './dead-letters/dead-letter.js';
+export { deadLetterQueueName } from './redis/redis-keys.js';
 export type { UnclassifiedFailure } from './classifier/bad-jobs.js';
 export type { RunResult } from './dispatcher/run.js';
 export type {

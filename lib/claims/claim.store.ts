@@ -42,6 +42,8 @@ export class ClaimStore {
     readonly owner: string,
     private readonly leaseMs: number,
     private readonly dedupTtlMs: number,
+    /** How long an occurrence with a dead handler is kept: the dead letters' retention. */
+    private readonly deadLetterTtlMs: number,
   ) {}
 
   /**
@@ -133,12 +135,10 @@ export class ClaimStore {
     const pending = this.settling;
     this.settling = [];
     for (const chunk of chunks(pending, SETTLES_PER_CALL)) {
-      const keys = [this.keys.leases, this.keys.deadLetters, ...chunk.map(({ claim }) => this.keys.occurrence(claim.occurrenceId))];
-      const args: ScriptArg[] = [this.owner, this.dedupTtlMs];
+      const keys = [this.keys.leases, ...chunk.map(({ claim }) => this.keys.occurrence(claim.occurrenceId))];
+      const args: ScriptArg[] = [this.owner, this.dedupTtlMs, this.deadLetterTtlMs];
       for (const { claim, settlement } of chunk) {
-        const value =
-          settlement.outcome === 'retry' ? settlement.nextAttempt : settlement.outcome === 'dead' ? settlement.record : '';
-        args.push(claim.handlerKey, claim.occurrenceId, settlement.outcome, value);
+        args.push(claim.handlerKey, claim.occurrenceId, settlement.outcome, settlement.outcome === 'retry' ? settlement.nextAttempt : '');
       }
       this.scripts.run('settle', keys, args).then(
         (reply) => chunk.forEach(({ resolve }, i) => resolve((reply as number[])[i] === 1)),
@@ -161,10 +161,9 @@ export class ClaimStore {
     return parked;
   }
 
-  /** Forgets a dead letter; its handler never runs again for that occurrence. @returns false when there was none. */
+  /** Marks a dead letter's claim discarded: its handler never runs again for that occurrence. @returns false when it was not dead */
   async discard(claim: HeldClaim): Promise<boolean> {
-    const keys = [this.keys.occurrence(claim.occurrenceId), this.keys.deadLetters];
-    return (await this.scripts.run('discard', keys, [claim.handlerKey, claim.occurrenceId, this.dedupTtlMs])) === 1;
+    return (await this.scripts.run('discard', [this.keys.occurrence(claim.occurrenceId)], [claim.handlerKey, this.dedupTtlMs])) === 1;
   }
 
   /**

@@ -6,7 +6,7 @@ import keepOccurrence from './lua/includes/keep-occurrence.lua';
 import now from './lua/includes/now.lua';
 import children from './lua/children-1.lua';
 import claim from './lua/claim.lua';
-import discard from './lua/discard-2.lua';
+import discard from './lua/discard-1.lua';
 import dropLease from './lua/drop-lease-2.lua';
 import expiredLeases from './lua/expired-leases-1.lua';
 import lease from './lua/lease.lua';
@@ -40,7 +40,7 @@ const SCRIPTS = {
   reserve: { source: reserve, keys: 2, immediate: true },
   settle: { source: settle },
   releaseUnwanted: { source: releaseUnwanted },
-  discard: { source: discard, keys: 2 },
+  discard: { source: discard, keys: 1 },
   lease: { source: lease },
   dropLease: { source: dropLease, keys: 2 },
   expiredLeases: { source: expiredLeases, keys: 1 },

@@ -11,6 +11,7 @@ import type { ShutdownBudget } from '../util/shutdown-budget.js';
 import { within } from '../util/within.js';
 import { filterMatches } from '../discovery/handler-filter.js';
 import type { FlowChildrenReader } from '../classifier/flow-children.js';
+import type { DeadLetterJobData } from '../dead-letters/dead-letter.js';
 import type { RedisKeys } from '../redis/redis-keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { SettledGate } from './settled-gate.js';
@@ -59,9 +60,10 @@ export class FailureDispatcher {
     private readonly reservations: WorkerReservations,
     children: FlowChildrenReader,
     keys: RedisKeys,
+    deadLetters: { add(letter: DeadLetterJobData): Promise<void> },
   ) {
     this.leases = new LeaseKeeper(claims, options.leaseMs, (run) => this.runs.withdraw(run));
-    this.runs = new RunQueue(claims, this.leases, options);
+    this.runs = new RunQueue(claims, this.leases, options, deadLetters);
     this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.runs.enqueue(run));
   }
 
@@ -139,7 +141,7 @@ export class FailureDispatcher {
     if (!target) return { ok: false, error: MESSAGES.handlerNotDeclared(handlerKey) };
     const request = { occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: [handlerKey] };
     const granted = await this.claims.claim([request], { revive: true, markerTtlMs: this.options.markerTtlMs });
-    if (granted.length === 0) return { ok: false, error: MESSAGES.notReplayable() };
+    if (granted.length === 0) return { ok: false, error: MESSAGES.notReplayable(), skipped: true };
     return new Promise<RunResult>((resolve) => {
       this.runs.enqueue({ ...granted[0], ...target, maxAttempt: granted[0].attempt, done: resolve });
     });

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { ClaimStore } from '../claims/claim.store.js';
 import { claimMember } from '../claims/formats.js';
-import type { DeadLetter } from '../dead-letters/dead-letter.js';
+import type { DeadLetterJobData } from '../dead-letters/dead-letter.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import { describeError } from '../util/describe-error.js';
 import type { LeaseKeeper } from './lease-keeper.js';
@@ -42,6 +42,8 @@ export class RunQueue {
     private readonly claims: ClaimStore,
     private readonly leases: LeaseKeeper,
     private readonly options: RunQueueOptions,
+    /** Where a run that used its last attempt is kept. */
+    private readonly deadLetters: { add(letter: DeadLetterJobData): Promise<void> },
   ) {}
 
   /** Runs still to start or in flight here, and those promised to deliveries under way. */
@@ -119,12 +121,8 @@ export class RunQueue {
   }
 
   private async execute(run: Run): Promise<void> {
-    if (run.attempt > run.maxAttempt) {
-      // The process that held the last allowed attempt died during it.
-      await this.deadLetter(run, MESSAGES.holderStopped());
-      return;
-    }
-    const failure = await this.attempt(run);
+    // Past the last allowed attempt: the process that held it died during it.
+    const failure = run.attempt > run.maxAttempt ? new Error(MESSAGES.holderStopped()) : await this.attempt(run);
     // The handler's slot is free once it returns: its outcome is written beside the next runs,
     // not before them (a catch-up would otherwise wait one round trip per handler).
     const settling = this.settle(run, failure);
@@ -208,24 +206,27 @@ export class RunQueue {
     this.backoffTimers.set(member, timer);
   }
 
+  /** Kept as a dead letter first (idempotent), then settled dead: a crash between the two runs it once more, as the last attempt. */
   private async deadLetter(run: Run, lastError: string, failure?: unknown): Promise<void> {
     const id = claimMember(run.handlerKey, run.occurrenceId);
-    const record: DeadLetter = {
+    const { job: _job, ...event } = run.event;
+    this.logger.error(
+      MESSAGES.deadLetter(run.binding.name, run.occurrenceId, run.attempt, id, lastError),
+      failure instanceof Error ? failure.stack : undefined,
+    );
+    await this.deadLetters.add({
       id,
+      handlerKey: run.handlerKey,
       occurrenceId: run.occurrenceId,
       kind: run.binding.kind,
       handler: run.binding.name,
       queueName: run.event.queueName,
       jobId: run.event.jobId,
-      lastError,
       attempts: run.attempt,
-      failedAt: Date.now(),
-    };
-    this.logger.error(
-      MESSAGES.deadLetter(run.binding.name, run.occurrenceId, run.attempt, id, lastError),
-      failure instanceof Error ? failure.stack : undefined,
-    );
-    if (!(await this.claims.settle(run, { outcome: 'dead', record: JSON.stringify(record) }))) this.warnLost(run);
+      lastError,
+      event,
+    });
+    if (!(await this.claims.settle(run, { outcome: 'dead' }))) this.warnLost(run);
     this.leases.unhold(run);
     run.done?.({ ok: false, error: lastError });
   }

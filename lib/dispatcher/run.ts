@@ -21,4 +21,6 @@ export interface Run extends GrantedClaim, HandlerMatch {
 export interface RunResult {
   ok: boolean;
   error?: string;
+  /** Nothing was run: the handler completed that occurrence already, or runs it elsewhere now. */
+  skipped?: boolean;
 }

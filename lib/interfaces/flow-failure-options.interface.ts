@@ -44,6 +44,8 @@ export interface FlowFailureModuleOptions {
   sweepIntervalMs?: number;
   /** Default 50: handler runs at once in this app instance. */
   concurrency?: number;
+  /** Default 30 days: how long a dead letter is kept (as a failed job of the dead-letter queue) before it is removed. */
+  deadLetterTtlMs?: number;
   /** Default 10 minutes: how long a `settled` handler waits for the failed parent's pending children. */
   settledTimeoutMs?: number;
   /** Default 10 s: the whole of `app.close()`: handlers in flight get what the steps before left, then their claims are handed back. */

@@ -130,9 +130,12 @@ export class RedisKeys {
     return `${this.base}:leases`;
   }
 
-  /** HASH: claim member -> dead letter record (JSON). */
-  get deadLetters(): string {
-    return `${this.base}:dead`;
+  /**
+   * The module's BullMQ queue of dead letters (its keys are `<prefix>:<name>:…`): each is a
+   * failed job that dashboards such as bull-board list, retry and remove.
+   */
+  get deadLetterQueue(): string {
+    return deadLetterQueueName(this.group);
   }
 
   /** LIST: failures that could not be classified, newest first (capped), for operators. */
@@ -149,6 +152,11 @@ export class RedisKeys {
   sweepLock(queueName: string): string {
     return `${this.base}:sweep-lock:${queueName}`;
   }
+}
+
+/** The name of a consumer group's dead-letter queue: register it with bull-board under this name. */
+export function deadLetterQueueName(consumerGroup = 'flow-failure'): string {
+  return `${consumerGroup}.dead-letters`;
 }
 
 /** A job's key under any prefix (a flow's parent may live under another). */

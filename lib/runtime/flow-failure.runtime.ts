@@ -18,13 +18,13 @@ import { FailureClassifier } from '../classifier/failure.classifier.js';
 import { CHILDREN_PER_GROUP, FlowChildrenReader } from '../classifier/flow-children.js';
 import { JobLoader } from '../classifier/job-loader.js';
 import { RecentFailures } from '../classifier/recent-failures.js';
-import { DeadLetterStore } from '../dead-letters/dead-letter.store.js';
-import { DeadLetters } from '../dead-letters/dead-letters.js';
+import { DeadLetterQueue } from '../dead-letters/dead-letter-queue.js';
 import { HandlerExplorer } from '../discovery/handler.explorer.js';
 import { HandlerRegistry } from '../discovery/handler.registry.js';
 import { ClaimTakeover } from '../dispatcher/claim-takeover.js';
 import { FailureDispatcher } from '../dispatcher/failure.dispatcher.js';
 import { OccurrenceRestorer } from '../dispatcher/occurrence-restorer.js';
+import type { RunResult } from '../dispatcher/run.js';
 import { WorkerReservations } from '../dispatcher/worker-reservations.js';
 import { type BullSharedConfig, type FlowFailureConfig, resolveConfig } from '../flow-failure.config.js';
 import { BULLMQ_DEFAULT_CONFIG_TOKEN, FLOW_FAILURE_MODULE_OPTIONS } from '../flow-failure.constants.js';
@@ -53,6 +53,9 @@ const STREAM_BACKUP_PAUSE_MS = 50;
  */
 const BACKLOG_PER_SLOT = 4;
 
+/** What a replay may take beyond the handler's timeout: the dead-letter queue's hop to a Worker and back. */
+const REPLAY_GRACE_MS = 5000;
+
 /** What closing the connections may take when the shutdown budget is spent. */
 const CLOSE_FLOOR_MS = 200;
 
@@ -63,7 +66,7 @@ interface Running {
   pipeline: FailurePipeline;
   reservations: WorkerReservations;
   dispatcher: FailureDispatcher;
-  deadLetters: DeadLetters;
+  deadLetters: DeadLetterQueue;
   badJobs: BadJobs;
   takeover: ClaimTakeover;
   workers: WorkerSource;
@@ -98,7 +101,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   }
 
   /** @throws Error before `app.init()` has finished, or after `app.close()` */
-  get deadLetters(): DeadLetters {
+  get deadLetters(): DeadLetterQueue {
     return this.parts.deadLetters;
   }
 
@@ -121,7 +124,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const config = this.config;
     const connections = await RedisConnections.open(config.connection);
     this.running = this.assemble(config, connections);
-    const { stream, workers, sweep, takeover } = this.running;
+    const { stream, workers, sweep, takeover, deadLetters } = this.running;
+    deadLetters.start();
     const queues = this.registry.watchedQueues;
     if (config.sources.includes('stream')) await stream.start();
     if (config.sources.includes('worker')) for (const worker of this.explorer.findWorkers()) workers.attach(worker);
@@ -143,6 +147,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     await within(budget.left(), Promise.all([running.stream.stop(), running.sweep.stop(), running.takeover.stop()]));
     await within(budget.left(), running.pipeline.drained());
     await running.dispatcher.stop(budget);
+    await within(budget.left(), running.deadLetters.close());
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -176,9 +181,19 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const badJobs = new BadJobs(commands, keys);
     const children = new FlowChildrenReader(new LuaScripts(jobs), keys);
     const classifier = new FailureClassifier(jobs, loader, children, keys, recent, parentInterest, badJobs);
-    const claims = new ClaimStore(commands, scripts, keys, this.owner, config.leaseMs, config.dedupTtlMs);
+    const claims = new ClaimStore(commands, scripts, keys, this.owner, config.leaseMs, config.dedupTtlMs, config.deadLetterTtlMs);
+    const deadLetters: DeadLetterQueue = new DeadLetterQueue(
+      jobs,
+      keys,
+      claims,
+      async (letter): Promise<RunResult> => {
+        const occurrence = await restorer.restore(letter.occurrenceId);
+        return occurrence ? dispatcher.replay(occurrence, letter.handlerKey) : { ok: false, error: MESSAGES.occurrenceGone(letter.id) };
+      },
+      { retentionMs: config.deadLetterTtlMs, replayTimeoutMs: config.handlerTimeoutMs + REPLAY_GRACE_MS },
+    );
     const reservations = new WorkerReservations(claims, this.registry, keys, config.leaseMs, config.workerReservations);
-    const dispatcher = new FailureDispatcher(
+    const dispatcher: FailureDispatcher = new FailureDispatcher(
       claims,
       this.registry,
       {
@@ -194,6 +209,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       reservations,
       children,
       keys,
+      deadLetters,
     );
     const capacity = { room: () => dispatcher.room, whenRoom: () => dispatcher.whenRoom() };
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
@@ -221,7 +237,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       pipeline,
       reservations,
       dispatcher,
-      deadLetters: new DeadLetters(new DeadLetterStore(commands, keys), claims, restorer, dispatcher),
+      deadLetters,
       badJobs,
       takeover: new ClaimTakeover(
         claims,

@@ -5,6 +5,9 @@ import type { RunResult } from '../dispatcher/run.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import { FlowFailureRuntime } from '../runtime/flow-failure.runtime.js';
 
+/** Dead letters read per page by replayAll and discardAll. */
+const PAGE = 100;
+
 export interface ReplayResult extends RunResult {
   id: string;
 }
@@ -27,24 +30,38 @@ export class FlowFailureService {
     }
   }
 
-  /** Every dead letter of this consumer group, oldest first. */
-  getDeadLetters(): Promise<DeadLetter[]> {
-    return this.runtime.deadLetters.list();
+  /** Dead letters of this consumer group, oldest first: `limit` (default 100) of them from `offset` (default 0). */
+  getDeadLetters(options: { offset?: number; limit?: number } = {}): Promise<DeadLetter[]> {
+    return this.runtime.deadLetters.list(options.offset ?? 0, options.limit ?? 100);
+  }
+
+  /** How many dead letters this consumer group keeps. */
+  countDeadLetters(): Promise<number> {
+    return this.runtime.deadLetters.count();
   }
 
   /**
-   * Runs the dead letter's handler once more, here and now. A success clears the dead
-   * letter; a failure updates its error, attempts and time.
+   * Runs the dead letter's handler once more (the dead-letter job is retried, and the
+   * dead-letter Worker of whichever instance takes it runs the handler through the claim
+   * rules). A success clears the dead letter; a failure updates its error and time.
    */
   async replay(id: string): Promise<ReplayResult> {
     return { id, ...(await this.runtime.deadLetters.replay(id)) };
   }
 
-  /** Replays every dead letter, one after another. */
+  /** Replays every dead letter, one after another, oldest first. */
   async replayAll(): Promise<ReplayResult[]> {
     const results: ReplayResult[] = [];
-    for (const letter of await this.getDeadLetters()) results.push(await this.replay(letter.id));
-    return results;
+    // A replay that succeeds leaves the list; one that fails stays, and the next page starts after it.
+    for (let stayed = 0; ; ) {
+      const page = await this.getDeadLetters({ offset: stayed, limit: PAGE });
+      for (const letter of page) {
+        const result = await this.replay(letter.id);
+        results.push(result);
+        if (!result.ok) stayed++;
+      }
+      if (page.length < PAGE) return results;
+    }
   }
 
   /** Forgets a dead letter without running its handler again. */
@@ -63,7 +80,13 @@ export class FlowFailureService {
   /** Forgets every dead letter; returns how many. */
   async discardAll(): Promise<number> {
     let count = 0;
-    for (const letter of await this.getDeadLetters()) if (await this.discard(letter.id)) count++;
-    return count;
+    for (let kept = 0; ; ) {
+      const page = await this.getDeadLetters({ offset: kept, limit: PAGE });
+      for (const letter of page) {
+        if (await this.discard(letter.id)) count++;
+        else kept++;
+      }
+      if (page.length < PAGE) return count;
+    }
   }
 }

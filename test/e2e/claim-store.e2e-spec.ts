@@ -92,7 +92,7 @@ describe('ClaimStore', () => {
     const [done] = await owner.claim([request('q:7:100', 'h1')], { markerTtlMs: 60_000 });
     const [dead] = await owner.claim([request('q:8:100', 'h1')], { markerTtlMs: 60_000 });
     expect(await owner.settle(done, { outcome: 'done' })).toBe(true);
-    expect(await owner.settle(dead, { outcome: 'dead', record: '{}' })).toBe(true);
+    expect(await owner.settle(dead, { outcome: 'dead' })).toBe(true);
 
     const other = store('other');
     const batch = [request('q:7:100', 'h1'), request('q:8:100', 'h1')];

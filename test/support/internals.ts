@@ -17,7 +17,7 @@ export type { ClaimRequest, GrantedClaim } from '../../lib/claims/claim.types.js
 export { claimMember, occurrenceId, parseClaimMember } from '../../lib/claims/formats.js';
 
 export function claimStore(connection: Redis, keys: RedisKeys, owner: string, leaseMs: number, dedupTtlMs: number): ClaimStore {
-  return new ClaimStore(connection, new LuaScripts(connection), keys, owner, leaseMs, dedupTtlMs);
+  return new ClaimStore(connection, new LuaScripts(connection), keys, owner, leaseMs, dedupTtlMs, dedupTtlMs);
 }
 
 export function jobLoader(connection: Redis, keys: RedisKeys): JobLoader {

@@ -20,6 +20,7 @@ describe('resolveConfig', () => {
       concurrency: 50,
       shutdownTimeoutMs: 10_000,
       settledTimeoutMs: 600_000,
+      deadLetterTtlMs: 30 * 24 * 3600 * 1000,
     });
   });
 

@@ -4,12 +4,13 @@
 
   Input:
     KEYS[1]      leases ZSET
-    KEYS[2]      dead letters HASH
-    KEYS[3..n]   the occurrence hash of each settlement
+    KEYS[2..n]   the occurrence hash of each settlement
     ARGV[1]      owner
     ARGV[2]      ttlMs of a settled occurrence
+    ARGV[3]      ttlMs of an occurrence with a dead handler (the dead letters' retention)
     then per settlement: handler, occurrence id, outcome, value
-      outcome 'done'; 'retry' (value: the next attempt); 'dead' (value: the record JSON)
+      outcome 'done'; 'retry' (value: the next attempt); 'dead' (the dead letter itself is
+      a job of the dead-letter queue, added before this)
 
   Output:
     one 1 or 0 per settlement, in order: 0 when the caller no longer held the claim (its
@@ -17,11 +18,11 @@
 ]]
 --- @include "includes/formats"
 --- @include "includes/keep-occurrence"
-local leases, dead, owner, ttl = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local leases, owner, ttl, deadTtl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local held = runStatePrefix(owner)
 local out = {}
-for k = 3, #KEYS do
-  local a = 3 + (k - 3) * 4
+for k = 2, #KEYS do
+  local a = 4 + (k - 2) * 4
   local occurrenceKey, handler, id, outcome, value = KEYS[k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local field = handlerFieldOf(handler)
   local member = claimMemberOf(handler, id)
@@ -34,13 +35,11 @@ for k = 3, #KEYS do
   else
     if outcome == 'done' then
       redis.call('HSET', occurrenceKey, field, 'done')
-      redis.call('HDEL', dead, member)
     else
       redis.call('HSET', occurrenceKey, field, 'dead|' .. string.sub(state, #held + 1))
-      redis.call('HSET', dead, member, value)
     end
     redis.call('ZREM', leases, member)
-    keepOccurrence(occurrenceKey, ttl)
+    keepOccurrence(occurrenceKey, ttl, deadTtl)
     out[#out + 1] = 1
   end
 end
