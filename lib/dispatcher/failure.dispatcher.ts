@@ -15,6 +15,7 @@ import type { DeadLetterJobData } from '../dead-letters/dead-letter.js';
 import type { RedisKeys } from '../redis/redis-keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { SettledGate } from './settled-gate.js';
+import { StartedRuns } from './started-runs.js';
 import type { HandlerMatch, Run, RunResult } from './run.js';
 import { RunQueue } from './run-queue.js';
 import type { ReservationUse, WorkerReservations } from './worker-reservations.js';
@@ -48,6 +49,7 @@ export class FailureDispatcher {
   private readonly leases: LeaseKeeper;
   private readonly runs: RunQueue;
   private readonly settled: SettledGate;
+  private readonly startedHere: StartedRuns;
   /** Unwanted claims of read occurrences being released (ClaimStore.releaseUnwanted). */
   private readonly releasing = new Set<Promise<void>>();
   private stopped = false;
@@ -64,7 +66,8 @@ export class FailureDispatcher {
   ) {
     this.leases = new LeaseKeeper(claims, options.leaseMs, (run) => this.runs.withdraw(run));
     this.runs = new RunQueue(claims, this.leases, options, deadLetters);
-    this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.runs.enqueue(run));
+    this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.startRun(run));
+    this.startedHere = new StartedRuns(2 * options.leaseMs);
   }
 
   /** How many more runs this instance should take on now (see RunQueue.room). */
@@ -210,6 +213,7 @@ export class FailureDispatcher {
           waiting.push(run);
           continue;
         }
+        if (!this.startedHere.first(run)) continue;
         this.runs.enqueue(run);
         started.push(run);
       }
@@ -227,7 +231,7 @@ export class FailureDispatcher {
         this.logger.error(MESSAGES.reservedButTakenElsewhere(run.binding.name, run.occurrenceId));
       }
     }
-    for (const run of waiting) if (confirmed.has(claimMember(run.handlerKey, run.occurrenceId))) this.settled.admit(run);
+    for (const run of waiting) if (confirmed.has(claimMember(run.handlerKey, run.occurrenceId))) this.queueRun(run);
     return ours;
   }
 
@@ -306,7 +310,12 @@ export class FailureDispatcher {
   /** A run whose claim is held here: to the run queue, or first to the settled gate. */
   private queueRun(run: Run): void {
     if (run.settledTimeoutMs !== undefined) this.settled.admit(run);
-    else this.runs.enqueue(run);
+    else this.startRun(run);
+  }
+
+  /** To the run queue, unless this attempt was started here already (see StartedRuns). */
+  private startRun(run: Run): void {
+    if (this.startedHere.first(run)) this.runs.enqueue(run);
   }
 
   private run(claim: GrantedClaim, match: HandlerMatch): Run {

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { ClaimStore } from '../claims/claim.store.js';
-import { parseOccurrenceId } from '../claims/formats.js';
+import { claimMember, parseOccurrenceId } from '../claims/formats.js';
 import type { FlowChildrenReader } from '../classifier/flow-children.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import type { ParentFailedEvent } from '../interfaces/failure-events.interface.js';
@@ -25,6 +25,8 @@ const RETRY_MS = 1000;
 export class SettledGate {
   private readonly logger = new Logger('FlowFailureModule');
   private batch: Run[] = [];
+  /** The claims being checked here: one admission each. */
+  private readonly admitted = new Set<string>();
   private readonly checking = new Set<Promise<void>>();
   private readonly retries = new Set<NodeJS.Timeout>();
 
@@ -44,6 +46,9 @@ export class SettledGate {
 
   /** A run of a settled handler, whose claim this instance holds: started when its parent is settled, else parked. */
   admit(run: Run): void {
+    const member = claimMember(run.handlerKey, run.occurrenceId);
+    if (this.admitted.has(member)) return;
+    this.admitted.add(member);
     this.leases.hold(run);
     if (this.batch.push(run) === 1) setImmediate(() => this.checkBatch());
   }
@@ -52,6 +57,12 @@ export class SettledGate {
     for (const timer of this.retries) clearTimeout(timer);
     this.retries.clear();
     this.batch = [];
+    this.admitted.clear();
+  }
+
+  private readmit(run: Run): void {
+    this.admitted.delete(claimMember(run.handlerKey, run.occurrenceId));
+    this.admit(run);
   }
 
   private checkBatch(): void {
@@ -63,7 +74,7 @@ export class SettledGate {
         this.logger.warn(MESSAGES.settledCheckFailed(runs.length, error));
         const timer = setTimeout(() => {
           this.retries.delete(timer);
-          for (const run of runs) this.admit(run);
+          for (const run of runs) this.readmit(run);
         }, RETRY_MS);
         this.retries.add(timer);
       })
@@ -89,6 +100,7 @@ export class SettledGate {
       const parked = await this.claims.park(park.map(({ run, delayMs }) => ({ handlerKey: run.handlerKey, occurrenceId: run.occurrenceId, delayMs })));
       park.forEach(({ run }, i) => {
         this.leases.unhold(run);
+        this.admitted.delete(claimMember(run.handlerKey, run.occurrenceId));
         if (!parked[i]) this.logger.warn(MESSAGES.claimLost(run.binding.name, run.occurrenceId));
       });
     }
@@ -98,6 +110,8 @@ export class SettledGate {
   /** The run, with the parent's children as they are now. */
   private async startWithChildren(run: Run, parentKey: string): Promise<void> {
     const event = run.event as ParentFailedEvent;
-    this.start({ ...run, event: { ...event, children: await this.children.read(parentKey) } });
+    const children = await this.children.read(parentKey);
+    this.admitted.delete(claimMember(run.handlerKey, run.occurrenceId));
+    this.start({ ...run, event: { ...event, children } });
   }
 }
