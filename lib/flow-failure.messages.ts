@@ -31,10 +31,12 @@ export const MESSAGES = {
   streamAckFailed: (error: unknown) => `Acknowledging stream entries failed: ${describeError(error)}; they will be read again`,
   streamTakeoverFailed: (stream: string, error: unknown) => `Taking over idle entries of ${stream} failed: ${describeError(error)}`,
   streamHandBackFailed: (stream: string, error: unknown) => `Could not hand back the entries of ${stream}: ${describeError(error)}`,
-  streamGap: (queue: string, from: number, to: number) =>
-    `The events stream of ${queue} was trimmed past entries the group had not read: ` +
-    `from ${new Date(from).toISOString()} to ${new Date(to).toISOString()} (${Math.round((to - from) / 1000)} s). ` +
-    'The sweep delivers the failures of that gap from the failed set.',
+  streamGap: (queue: string, gap: { from?: number; to: number; entries?: number }) =>
+    `The events stream of ${queue} was trimmed past ${gap.entries ?? 'some'} entries the group had not read, written ` +
+    (gap.from === undefined
+      ? `before ${new Date(gap.to).toISOString()}`
+      : `from ${new Date(gap.from).toISOString()} to ${new Date(gap.to).toISOString()} (${Math.round((gap.to - gap.from) / 1000)} s)`) +
+    '. The sweep delivers the failures among them from the failed set now.',
   sweepFailed: (queue: string, error: unknown) =>
     `Sweeping the failed jobs of ${queue} failed: ${describeError(error)}; the next sweep tries again`,
 

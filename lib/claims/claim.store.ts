@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { traced, tracing } from '../diagnostics.js';
 import type { JobAttempt, RedisKeys } from '../redis/redis-keys.js';
-import type { ClaimRequest, GrantedClaim, HeldClaim, SettleOutcome, UnwantedClaims } from './claim.types.js';
+import type { ClaimRequest, ClaimResult, HeldClaim, SettleOutcome, UnwantedClaims } from './claim.types.js';
 import { grantedClaims } from './claim.types.js';
 import { chunks } from '../util/chunks.js';
 import { parseClaimMember } from './formats.js';
@@ -51,7 +51,7 @@ export class ClaimStore {
    * round trip. An occurrence with no handlers is still recorded, for `markerTtlMs`, so the
    * sweep knows it was seen.
    */
-  claim(requests: readonly ClaimRequest[], options: { revive?: boolean; markerTtlMs: number }): Promise<GrantedClaim[]> {
+  claim(requests: readonly ClaimRequest[], options: { revive?: boolean; markerTtlMs: number }): Promise<ClaimResult> {
     return this.claimAs(options.revive ? 'revive' : 'claim', requests, options.markerTtlMs);
   }
 
@@ -60,7 +60,7 @@ export class ClaimStore {
    * the reservation. @returns the claims that are this owner's; any other was taken by
    * someone else after the reservation had lapsed.
    */
-  claimReserved(requests: readonly ClaimRequest[], markerTtlMs: number): Promise<GrantedClaim[]> {
+  claimReserved(requests: readonly ClaimRequest[], markerTtlMs: number): Promise<ClaimResult> {
     return this.claimAs('reserved', requests, markerTtlMs);
   }
 
@@ -80,12 +80,12 @@ export class ClaimStore {
   }
 
   /** In calls of CLAIMS_PER_CALL occurrences, sent together. */
-  private async claimAs(mode: ClaimMode, requests: readonly ClaimRequest[], markerTtlMs: number): Promise<GrantedClaim[]> {
-    const granted = await Promise.all(chunks(requests, CLAIMS_PER_CALL).map((chunk) => this.claimChunk(mode, chunk, markerTtlMs)));
-    return granted.flat();
+  private async claimAs(mode: ClaimMode, requests: readonly ClaimRequest[], markerTtlMs: number): Promise<ClaimResult> {
+    const results = await Promise.all(chunks(requests, CLAIMS_PER_CALL).map((chunk) => this.claimChunk(mode, chunk, markerTtlMs)));
+    return { granted: results.flatMap((r) => r.granted), firstRecorded: results.flatMap((r) => r.firstRecorded) };
   }
 
-  private async claimChunk(mode: ClaimMode, requests: readonly ClaimRequest[], markerTtlMs: number): Promise<GrantedClaim[]> {
+  private async claimChunk(mode: ClaimMode, requests: readonly ClaimRequest[], markerTtlMs: number): Promise<ClaimResult> {
     const keys = [this.keys.leases, ...requests.map((r) => this.keys.occurrence(r.occurrenceId))];
     const args: ScriptArg[] = [this.owner, this.leaseMs, mode];
     for (const { occurrenceId, snapshot, handlerKeys, failedAttempt } of requests) {
@@ -94,8 +94,11 @@ export class ClaimStore {
       args.push(occurrenceId, ttl, snapshot, reservation, handlerKeys.length, ...handlerKeys);
     }
     const occurrenceIds = requests.map((r) => r.occurrenceId);
-    const reply = (await traced(tracing.claim, () => ({ occurrenceIds }), () => this.scripts.run('claim', keys, args))) as unknown[];
-    return grantedClaims(reply, (position) => requests[position - 1].occurrenceId);
+    const [granted, recorded] = (await traced(tracing.claim, () => ({ occurrenceIds }), () => this.scripts.run('claim', keys, args))) as [unknown[], number[]];
+    return {
+      granted: grantedClaims(granted, (position) => requests[position - 1].occurrenceId),
+      firstRecorded: recorded.map((position) => requests[position - 1].occurrenceId),
+    };
   }
 
   /**

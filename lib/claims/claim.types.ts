@@ -18,6 +18,14 @@ export interface GrantedClaim extends HeldClaim {
 export interface ReadClaims {
   occurrenceId: string;
   granted: GrantedClaim[];
+  /** The read recorded the occurrence first (among all replicas). */
+  firstRecorded: boolean;
+}
+
+/** What a claim call did: the claims granted, and the occurrences it recorded first (among all replicas). */
+export interface ClaimResult {
+  granted: GrantedClaim[];
+  firstRecorded: string[];
 }
 
 /** One occurrence to record, with the handlers that want it. */

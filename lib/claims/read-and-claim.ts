@@ -56,7 +56,7 @@ export class ReadAndClaim {
 
   private decode(reply: unknown[]): ReadFailure[] {
     const failures: ReadFailure[] = [];
-    for (let i = 0; i + 7 < reply.length; i += 8) {
+    for (let i = 0; i + 8 < reply.length; i += 9) {
       const stream = this.streams[Number(reply[i]) - 1];
       if (!stream) continue;
       const named = String(reply[i + 3]);
@@ -68,7 +68,10 @@ export class ReadAndClaim {
         hash: reply[i + 2] as unknown[],
         namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 4]) === 1 },
         children: children.length > 0 ? children : undefined,
-        claimed: occurrenceId === '' ? undefined : { occurrenceId, granted: grantedClaims(reply[i + 7] as unknown[], () => occurrenceId) },
+        claimed:
+          occurrenceId === ''
+            ? undefined
+            : { occurrenceId, granted: grantedClaims(reply[i + 7] as unknown[], () => occurrenceId), firstRecorded: Number(reply[i + 8]) === 1 },
       });
     }
     return failures;

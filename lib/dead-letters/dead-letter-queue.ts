@@ -14,6 +14,8 @@ const COMPLETED_KEPT = { age: 24 * 60 * 60, count: 1000 };
 const CLEAN_EVERY_MS = 60 * 60 * 1000;
 const CLEAN_BATCH = 1000;
 const POLL_MS = 50;
+/** Dead letters the per-handler count reads (a metric must not read an unbounded list). */
+const COUNTED = 1000;
 
 export interface DeadLetterQueueOptions {
   /** Dead letters older than this are removed. */
@@ -88,6 +90,13 @@ export class DeadLetterQueue {
 
   count(): Promise<number> {
     return this.queue.getFailedCount();
+  }
+
+  /** Dead letters by handler (`Class.method`), over the oldest COUNTED of them. */
+  async countByHandler(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const letter of await this.list(0, COUNTED)) counts.set(letter.handler, (counts.get(letter.handler) ?? 0) + 1);
+    return counts;
   }
 
   async get(id: string): Promise<DeadLetter | undefined> {

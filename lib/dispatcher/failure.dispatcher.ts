@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { ClaimStore } from '../claims/claim.store.js';
-import type { ClaimRequest, GrantedClaim, HeldClaim, ReadClaims, UnwantedClaims } from '../claims/claim.types.js';
+import type { ClaimRequest, ClaimResult, GrantedClaim, HeldClaim, ReadClaims, UnwantedClaims } from '../claims/claim.types.js';
 import { claimMember } from '../claims/formats.js';
 import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
 import { failedAttempt, toSnapshot } from '../classifier/failure-occurrence.js';
@@ -13,6 +13,7 @@ import { filterMatches } from '../discovery/handler-filter.js';
 import type { FlowChildrenReader } from '../classifier/flow-children.js';
 import type { DeadLetterJobData } from '../dead-letters/dead-letter.js';
 import type { RedisKeys } from '../redis/redis-keys.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { SettledGate } from './settled-gate.js';
 import { StartedRuns } from './started-runs.js';
@@ -63,9 +64,10 @@ export class FailureDispatcher {
     children: FlowChildrenReader,
     keys: RedisKeys,
     deadLetters: { add(letter: DeadLetterJobData): Promise<void> },
+    private readonly telemetry: Pick<Telemetry, 'attempt' | 'recorded'>,
   ) {
     this.leases = new LeaseKeeper(claims, options.leaseMs, (run) => this.runs.withdraw(run));
-    this.runs = new RunQueue(claims, this.leases, options, deadLetters);
+    this.runs = new RunQueue(claims, this.leases, options, deadLetters, telemetry);
     this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.startRun(run));
     this.startedHere = new StartedRuns(2 * options.leaseMs);
   }
@@ -83,6 +85,11 @@ export class FailureDispatcher {
   /** Nothing queued, running, being settled, released or waiting to retry here. */
   get idle(): boolean {
     return this.runs.idle && this.settled.idle && this.releasing.size === 0;
+  }
+
+  /** Runs queued, running, being settled or promised here. */
+  get backlog(): number {
+    return this.runs.backlog;
   }
 
   /** Renews every held claim now: after a Redis outage, before others may take them. */
@@ -118,9 +125,14 @@ export class FailureDispatcher {
     const runNow = unclaimed.filter((o) => reserved.get(o) === 'run-now');
     const toClaim = unclaimed.filter((o) => reserved.get(o) !== 'run-now');
     const fromRead = this.runReadClaims(occurrences, taken);
-    const started = runNow.length > 0 ? this.startOnReservation(runNow) : [];
-    const claimed = toClaim.length > 0 ? this.claimAndRun(toClaim, (o) => reserved.get(o) === 'claim-first') : [];
-    const granted = [...fromRead, ...(await Promise.all([started, claimed])).flat()];
+    const none: ClaimResult = { granted: [], firstRecorded: [] };
+    const started = runNow.length > 0 ? this.startOnReservation(runNow) : none;
+    const claimed = toClaim.length > 0 ? this.claimAndRun(toClaim, (o) => reserved.get(o) === 'claim-first') : none;
+    const results = await Promise.all([started, claimed]);
+    const granted = [...fromRead, ...results.flatMap((r) => r.granted)];
+    // Each failure is counted once among replicas: by the instance that recorded it first.
+    const firstHere = new Set([...readClaims.filter((r) => r.firstRecorded).map((r) => r.occurrenceId), ...results.flatMap((r) => r.firstRecorded)]);
+    for (const occurrence of occurrences) if (firstHere.delete(occurrence.id)) this.telemetry.recorded(occurrence);
     // A claim granted past its first attempt, outside our own retries, was someone else's.
     const takenOver = granted.filter((claim) => claim.attempt > 1).length;
     if (takenOver > 0) this.logger.warn(MESSAGES.tookOver(takenOver));
@@ -143,7 +155,7 @@ export class FailureDispatcher {
     const target = this.matches(occurrence).find((m) => m.binding.key === handlerKey);
     if (!target) return { ok: false, error: MESSAGES.handlerNotDeclared(handlerKey) };
     const request = { occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: [handlerKey] };
-    const granted = await this.claims.claim([request], { revive: true, markerTtlMs: this.options.markerTtlMs });
+    const { granted } = await this.claims.claim([request], { revive: true, markerTtlMs: this.options.markerTtlMs });
     if (granted.length === 0) return { ok: false, error: MESSAGES.notReplayable(), skipped: true };
     return new Promise<RunResult>((resolve) => {
       this.runs.enqueue({ ...granted[0], ...target, maxAttempt: granted[0].attempt, done: resolve });
@@ -163,20 +175,20 @@ export class FailureDispatcher {
   }
 
   /** `asReserver`: claims taken in this owner's name while its reservation lived are its own (ClaimStore.claimReserved). */
-  private async claimAndRun(occurrences: readonly FailureOccurrence[], asReserver: (o: FailureOccurrence) => boolean): Promise<GrantedClaim[]> {
+  private async claimAndRun(occurrences: readonly FailureOccurrence[], asReserver: (o: FailureOccurrence) => boolean): Promise<ClaimResult> {
     const wanted = new Map(occurrences.map((o) => [o.id, this.unheldMatches(o)]));
     const requests = occurrences.map((occurrence) => claimRequest(occurrence, wanted.get(occurrence.id) ?? []));
     const reserver = occurrences.map(asReserver);
-    const [granted, reservedHere] = await Promise.all([
+    const results = await Promise.all([
       this.claims.claim(requests.filter((_, i) => !reserver[i]), { markerTtlMs: this.options.markerTtlMs }),
       this.claims.claimReserved(requests.filter((_, i) => reserver[i]), this.options.markerTtlMs),
     ]);
-    granted.push(...reservedHere);
-    for (const claim of granted) {
+    const result: ClaimResult = { granted: results.flatMap((r) => r.granted), firstRecorded: results.flatMap((r) => r.firstRecorded) };
+    for (const claim of result.granted) {
       const match = wanted.get(claim.occurrenceId)?.find((m) => m.binding.key === claim.handlerKey);
       if (match) this.queueRun(this.run(claim, match));
     }
-    return granted;
+    return result;
   }
 
   /** How each occurrence a Worker here reported uses the reservation it took as it started the job (WorkerReservations). */
@@ -196,7 +208,7 @@ export class FailureDispatcher {
    * else could take these claims while the reservation lived (they were taken in this
    * owner's name), so the claim is a record, not a question.
    */
-  private async startOnReservation(occurrences: readonly FailureOccurrence[]): Promise<GrantedClaim[]> {
+  private async startOnReservation(occurrences: readonly FailureOccurrence[]): Promise<ClaimResult> {
     const wanted = occurrences.map((o) => ({ o, matches: this.unheldMatches(o) }));
     // Sent before the handlers start, so it is on the wire ahead of anything they send.
     const recording = this.claims.claimReserved(
@@ -218,14 +230,14 @@ export class FailureDispatcher {
         started.push(run);
       }
     }
-    let ours: GrantedClaim[];
+    let ours: ClaimResult;
     try {
       ours = await recording;
     } catch (error) {
       this.logger.error(MESSAGES.reservedClaimsNotRecorded(started.length, error));
-      return [];
+      return { granted: [], firstRecorded: [] };
     }
-    const confirmed = new Set(ours.map((c) => claimMember(c.handlerKey, c.occurrenceId)));
+    const confirmed = new Set(ours.granted.map((c) => claimMember(c.handlerKey, c.occurrenceId)));
     for (const run of started) {
       if (!confirmed.has(claimMember(run.handlerKey, run.occurrenceId))) {
         this.logger.error(MESSAGES.reservedButTakenElsewhere(run.binding.name, run.occurrenceId));

@@ -25,7 +25,7 @@ export class OccurrenceRestorer {
     const ref = parseOccurrenceId(occurrenceId);
     if (!ref || !(await this.claims.recorded([occurrenceId]))[0]) return undefined;
     const [occurrence] = await this.classifier.classify([
-      { source: 'stream', queueName: ref.queueName, jobId: ref.jobId, claimed: { occurrenceId, granted: [] } },
+      { source: 'stream', queueName: ref.queueName, jobId: ref.jobId, claimed: { occurrenceId, granted: [], firstRecorded: false } },
     ]);
     return occurrence?.id === occurrenceId ? occurrence : undefined;
   }

@@ -6,7 +6,8 @@ import { MESSAGES } from '../flow-failure.messages.js';
 import { describeError } from '../util/describe-error.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { Run } from './run.js';
-import { nextStep } from './run-rules.js';
+import { type NextStep, nextStep } from './run-rules.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 
 export interface RunQueueOptions {
   concurrency: number;
@@ -44,6 +45,7 @@ export class RunQueue {
     private readonly options: RunQueueOptions,
     /** Where a run that used its last attempt is kept. */
     private readonly deadLetters: { add(letter: DeadLetterJobData): Promise<void> },
+    private readonly telemetry: Pick<Telemetry, 'attempt'>,
   ) {}
 
   /** Runs still to start or in flight here, and those promised to deliveries under way. */
@@ -122,10 +124,13 @@ export class RunQueue {
 
   private async execute(run: Run): Promise<void> {
     // Past the last allowed attempt: the process that held it died during it.
-    const failure = run.attempt > run.maxAttempt ? new Error(MESSAGES.holderStopped()) : await this.attempt(run);
+    const span = run.attempt > run.maxAttempt ? undefined : this.telemetry.attempt(run.binding.name, run.event, run.attempt);
+    const failure = span ? await this.attempt(run) : new Error(MESSAGES.holderStopped());
+    const next = nextStep(run.attempt, run.maxAttempt, failure, this.options.handlerBackoffMs);
+    span?.end(next.step === 'done' ? 'ok' : next.step === 'dead' ? 'dead' : failure instanceof HandlerTimeoutError ? 'timeout' : 'error', failure);
     // The handler's slot is free once it returns: its outcome is written beside the next runs,
     // not before them (a catch-up would otherwise wait one round trip per handler).
-    const settling = this.settle(run, failure);
+    const settling = this.settle(run, failure, next);
     this.settling.add(settling);
     void settling.finally(() => {
       this.settling.delete(settling);
@@ -144,7 +149,7 @@ export class RunQueue {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<unknown>((resolve) => {
       timer = setTimeout(() => {
-        const error = new HandlerAbortedError(MESSAGES.handlerTimedOut(this.options.handlerTimeoutMs));
+        const error = new HandlerTimeoutError(MESSAGES.handlerTimedOut(this.options.handlerTimeoutMs));
         controller.abort(error);
         resolve(error);
       }, this.options.handlerTimeoutMs);
@@ -166,10 +171,9 @@ export class RunQueue {
     for (const resolve of this.roomWaiters.splice(0)) resolve();
   }
 
-  private async settle(run: Run, failure: unknown): Promise<void> {
+  private async settle(run: Run, failure: unknown, next: NextStep): Promise<void> {
     // Stopped mid-run by shutdown: not an attempt that failed; the lease keeper hands the claim back.
     if (failure !== undefined && this.stopped) return;
-    const next = nextStep(run.attempt, run.maxAttempt, failure, this.options.handlerBackoffMs);
     try {
       if (next.step === 'done') {
         // Still held (and renewed) until the done mark is in: a slow Redis must not let the lease lapse.
@@ -236,7 +240,11 @@ export class RunQueue {
   }
 }
 
-/** The reason a run's signal is aborted: its timeout, or the app shutting down. */
+/** The reason a run's signal is aborted: the app shutting down, or (HandlerTimeoutError) its timeout. */
 export class HandlerAbortedError extends Error {
-  override readonly name = 'HandlerAbortedError';
+  override readonly name: string = 'HandlerAbortedError';
+}
+
+export class HandlerTimeoutError extends HandlerAbortedError {
+  override readonly name = 'HandlerTimeoutError';
 }

@@ -34,9 +34,10 @@ export class FailurePipeline {
   /** Resolves once the occurrences are recorded in Redis (their handlers run on). */
   deliver(signals: FailureSignal[]): Promise<void> {
     if (this.closed) return Promise.resolve();
-    // A read that took none of the occurrence's claims found it recorded elsewhere, and every
-    // handler that could want it held there, done or dead: nothing is left to do here.
-    const toClassify = onePerJob(signals).filter((signal) => !signal.claimed || signal.claimed.granted.length > 0);
+    // A read that took none of the occurrence's claims found every handler that could want it
+    // held elsewhere, done or dead: nothing is left to do here, but to count the failure when
+    // this read recorded it first.
+    const toClassify = onePerJob(signals).filter((s) => !s.claimed || s.claimed.granted.length > 0 || s.claimed.firstRecorded);
     const readClaims = toClassify.flatMap((signal) => signal.claimed ?? []);
     // The occurrences recorded in Redis (none when stopped before recording them).
     const recorded = this.dispatcher.delivering(toClassify.length, async () => {

@@ -38,6 +38,7 @@ import { StreamSource } from '../sources/stream/stream.source.js';
 import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
 import { ShutdownBudget } from '../util/shutdown-budget.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 import { within } from '../util/within.js';
 import { FailurePipeline } from './failure-pipeline.js';
 
@@ -123,7 +124,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   async onApplicationBootstrap(): Promise<void> {
     const config = this.config;
     const connections = await RedisConnections.open(config.connection);
-    this.running = this.assemble(config, connections);
+    this.running = this.assemble(config, connections, await Telemetry.load());
     const { stream, workers, sweep, takeover, deadLetters } = this.running;
     deadLetters.start();
     const queues = this.registry.watchedQueues;
@@ -169,7 +170,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   }
 
   /** Builds every part on the open connections: the wiring of the pipeline, and nothing else. */
-  private assemble(config: FlowFailureConfig, connections: RedisConnections): Running {
+  private assemble(config: FlowFailureConfig, connections: RedisConnections, telemetry: Telemetry): Running {
     const { commands, jobs, blocking } = connections;
     const queues = this.registry.watchedQueues;
     const keys = new RedisKeys(config.prefix, config.consumerGroup, queues);
@@ -210,6 +211,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       children,
       keys,
       deadLetters,
+      telemetry,
     );
     const capacity = { room: () => dispatcher.room, whenRoom: () => dispatcher.whenRoom() };
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
@@ -217,7 +219,22 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const deliver = (signals: Parameters<FailurePipeline['deliver']>[0]) => pipeline.deliver(signals);
     const holdersCatchingUp = () => connections.recentlyRecovered(config.leaseMs);
     connections.onRecovered(() => void dispatcher.renewLeases());
-    const positions = new StreamPositions(commands, keys);
+    const positions = new StreamPositions(commands, keys, (queue) => {
+      telemetry.gapFound(queue);
+      sweep.sweepNow();
+    });
+    telemetry.observe({
+      backlog: () => dispatcher.backlog,
+      deadLettersByHandler: () => deadLetters.countByHandler(),
+      streamLag: async () => {
+        const lags = new Map<string, number>();
+        for (const queue of queues) {
+          const lag = (await positions.read(queue))?.lag;
+          if (lag !== undefined) lags.set(queue, lag);
+        }
+        return lags;
+      },
+    });
     const readAndClaim = new ReadAndClaim(
       new LuaScripts(blocking),
       keys,
@@ -231,6 +248,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       claims.readClaimArgs(),
       CHILDREN_PER_GROUP,
     );
+    const sweep = new SweepSource(commands, scripts, keys, positions, deliver, (ids) => claims.recorded(ids), capacity, {
+      queues,
+      intervalMs: config.sweepIntervalMs,
+      owner: this.owner,
+    });
     return {
       connections,
       loader,
@@ -263,11 +285,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         new ReadBehind(readAndClaim, keys, loader, children),
         { queues, consumer: this.owner, leaseMs: config.leaseMs, holdersCatchingUp },
       ),
-      sweep: new SweepSource(commands, scripts, keys, positions, deliver, (ids) => claims.recorded(ids), capacity, {
-        queues,
-        intervalMs: config.sweepIntervalMs,
-        owner: this.owner,
-      }),
+      sweep,
     };
   }
 

@@ -30,6 +30,7 @@ export class SweepSource {
   private readonly logger = new Logger('FlowFailureModule');
   private timer?: NodeJS.Timeout;
   private sweeping?: Promise<void>;
+  private again = false;
   private stopping = false;
 
   constructor(
@@ -61,9 +62,27 @@ export class SweepSource {
     await this.sweeping;
   }
 
-  /** Sweeps now unless a sweep is running. */
+  /**
+   * Sweeps now: a gap in a stream was found, whose failures only the sweep can deliver.
+   * (Before start, or with the sweep off, nothing happens.)
+   */
+  sweepNow(): void {
+    if (this.timer && !this.stopping) this.trigger();
+  }
+
+  /** Sweeps now, or once the sweep under way ends (what it has passed may have grown meanwhile). */
   private trigger(): void {
-    this.sweeping ??= this.sweepAll().finally(() => (this.sweeping = undefined));
+    if (this.sweeping) {
+      this.again = true;
+      return;
+    }
+    this.sweeping = this.sweepAll().finally(() => {
+      this.sweeping = undefined;
+      if (this.again && !this.stopping) {
+        this.again = false;
+        this.trigger();
+      }
+    });
   }
 
   private async sweepAll(): Promise<void> {
@@ -131,12 +150,14 @@ export class SweepSource {
 
   /**
    * Up to where the sweep may go: failures older than the grace period and, while the
-   * group still has entries to read, not past the last entry it was handed.
+   * group still has entries to read, not past the last entry it was handed, unless entries
+   * past it were trimmed: then up to the oldest entry left, since the stream will never
+   * deliver those failures.
    */
   private async horizon(queue: string): Promise<number> {
     const latest = (await this.redisNow()) - GRACE_MS;
     const position = await this.positions.read(queue);
     if (!position || position.caughtUp) return latest;
-    return Math.min(latest, position.deliveredMs - GRACE_MS);
+    return Math.min(latest, Math.max(position.deliveredMs - GRACE_MS, position.gapEndMs ?? -Infinity));
   }
 }

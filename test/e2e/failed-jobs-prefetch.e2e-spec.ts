@@ -106,6 +106,7 @@ describe('the read-and-claim script behind each stream read', () => {
         { occurrenceId: id, handlerKey: 'h1', attempt: 1 },
         { occurrenceId: id, handlerKey: 'h2', attempt: 1 },
       ],
+      firstRecorded: true,
     });
     expect(found.get(keys.job('payments', retrying.id as string))?.claimed).toBeUndefined();
     const signals: FailureSignal[] = [failed, retrying].map((job) => ({ source: 'stream', queueName: 'payments', jobId: job.id as string }));
@@ -114,7 +115,7 @@ describe('the read-and-claim script behind each stream read', () => {
 
     // The read took them in the same occurrence, leases and states as the claim script: nobody gets them again.
     const other = claimStore(redis.connection(), keys, 'other', 60_000, 60_000);
-    expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual([]);
+    expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual({ granted: [], firstRecorded: [] });
     expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
   });
 
@@ -130,7 +131,7 @@ describe('the read-and-claim script behind each stream read', () => {
     const { read } = consumer('e', { store: reader, handlers: () => ['h1'] });
 
     const id = occurrenceId('payments', failed.id as string, 1234);
-    expect((await read()).found.get(key)?.claimed).toEqual({ occurrenceId: id, granted: [] });
+    expect((await read()).found.get(key)?.claimed).toEqual({ occurrenceId: id, granted: [], firstRecorded: true });
     expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|worker|1' });
   });
 });

@@ -13,7 +13,7 @@ import { ReadBehind } from '../../lib/sources/stream/read-behind.js';
  */
 export { RedisKeys } from '../../lib/redis/redis-keys.js';
 export { ClaimStore } from '../../lib/claims/claim.store.js';
-export type { ClaimRequest, GrantedClaim } from '../../lib/claims/claim.types.js';
+export type { ClaimRequest, ClaimResult, GrantedClaim } from '../../lib/claims/claim.types.js';
 export { claimMember, occurrenceId, parseClaimMember } from '../../lib/claims/formats.js';
 
 export function claimStore(connection: Redis, keys: RedisKeys, owner: string, leaseMs: number, dedupTtlMs: number): ClaimStore {

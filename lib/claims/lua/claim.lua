@@ -13,19 +13,23 @@
     unknown), handler count, the handler keys
 
   Output:
-    a flat list: occurrence position (1-based), handler, attempt, ... for each claim granted
+    { granted, recorded }: granted is a flat list (occurrence position (1-based), handler,
+    attempt, ...) of the claims granted; recorded lists the positions of the occurrences
+    this call recorded first (for counting each failure once among replicas)
 ]]
 --- @include "includes/now"
 --- @include "includes/formats"
 --- @include "includes/claim-occurrence"
 local leases, owner, leaseMs, mode = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local out = {}
+local out, recorded = {}, {}
 local a = 4
 for k = 2, #KEYS do
   local id, ttl, snapshot, reservation, count = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
   local handlers = {}
   for i = 1, count do handlers[i] = ARGV[a + 4 + i] end
-  claimOccurrence(leases, KEYS[k], id, ttl, snapshot, handlers, owner, leaseMs, mode, k - 1, out, reservation)
+  if claimOccurrence(leases, KEYS[k], id, ttl, snapshot, handlers, owner, leaseMs, mode, k - 1, out, reservation) then
+    recorded[#recorded + 1] = k - 1
+  end
   a = a + 5 + count
 end
-return out
+return { out, recorded }

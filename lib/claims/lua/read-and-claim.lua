@@ -28,11 +28,12 @@
     number of handlers to claim and their keys
 
   Output:
-    for each entry read that reports a failure, eight values: stream position (1-based),
+    for each entry read that reports a failure, nine values: stream position (1-based),
     job id, the job's hash (empty when the job is gone), the child key its failedReason
     names ('' if none), 1 if that child is among its failed children (else 0), its
     children (childrenOf's list; empty when not asked), the occurrence id it claimed (''
-    if none) and the claims granted (position, handler, attempt, ...)
+    if none), the claims granted (position, handler, attempt, ...) and 1 when this read
+    recorded the occurrence first (else 0)
 ]]
 --- @include "includes/now"
 --- @include "includes/formats"
@@ -83,11 +84,13 @@ for _, stream in ipairs(reply or {}) do
       if named ~= '' and redis.call('ZSCORE', key .. failedChildrenSuffix, named) then namedFailed = 1 end
       local children = {}
       if setting.askChildren and #hash > 0 then children = childrenOf(key, childrenLimit) end
-      local id, granted = '', {}
+      local id, granted, recorded = '', {}, 0
       if claiming and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
         id = occurrenceIdOf(setting.queue, jobId, finishedOn)
         local reservation = attemptsStarted and reservationKeyOf(reservationPrefix, setting.queue, jobId, attemptsStarted) or ''
-        claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', 0, granted, reservation)
+        if claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', 0, granted, reservation) then
+          recorded = 1
+        end
       end
       out[#out + 1] = setting.position
       out[#out + 1] = jobId
@@ -97,6 +100,7 @@ for _, stream in ipairs(reply or {}) do
       out[#out + 1] = children
       out[#out + 1] = id
       out[#out + 1] = granted
+      out[#out + 1] = recorded
     end
   end
 end

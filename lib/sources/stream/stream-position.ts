@@ -10,6 +10,10 @@ export interface StreamPosition {
   caughtUp: boolean;
   /** Time of the last entry handed to the group (ms). */
   deliveredMs: number;
+  /** Entries not yet handed to the group; undefined when Redis cannot tell (after trimming past the group). */
+  lag?: number;
+  /** When entries the group had not read were trimmed: the time of the oldest entry left (the end of the gap). */
+  gapEndMs?: number;
 }
 
 /**
@@ -23,6 +27,8 @@ export class StreamPositions {
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keys: RedisKeys,
+    /** Told of each gap once, as it is found. */
+    private readonly onGap: (queue: string) => void = () => undefined,
   ) {}
 
   /** undefined when the stream or the group does not exist. */
@@ -39,37 +45,50 @@ export class StreamPositions {
     }
     if (!group) return undefined;
     const delivered = String(group['last-delivered-id']);
-    this.warnAboutGap(queue, delivered, info, group);
+    const gapEnd = this.gapEnd(queue, delivered, info, group);
+    const lag = group.lag === null || group.lag === undefined ? undefined : Number(group.lag);
     return {
       caughtUp: Number(group.pending) === 0 && compareIds(delivered, String(info['last-generated-id'])) >= 0,
       deliveredMs: idTime(delivered),
+      lag,
+      gapEndMs: gapEnd,
     };
   }
 
   /**
-   * The stream's oldest entry is newer than the group's position, and more entries were
-   * added after that position than the stream still holds: some were trimmed unread.
-   * (Redis 7.0 does not move max-deleted-entry-id when it trims, so the counters decide.)
+   * The stream's oldest entry (or, emptied, its last id) is past the group's position, and
+   * more entries were added after that position than the stream still holds: some were
+   * trimmed unread. (Redis 7.0 does not move max-deleted-entry-id when it trims, so the
+   * counters decide.) The warning says how many, and between which times they were written.
    */
-  private warnAboutGap(queue: string, delivered: string, stream: Record<string, unknown>, group: Record<string, unknown>): void {
+  private gapEnd(queue: string, delivered: string, stream: Record<string, unknown>, group: Record<string, unknown>): number | undefined {
     const first = Array.isArray(stream['first-entry']) ? String(stream['first-entry'][0]) : undefined;
     const read = group['entries-read'];
     const added = Number(stream['entries-added']);
     const length = Number(stream.length);
     // Without entries-read (Redis 7.0 leaves it nil for a group created with `$` on an empty
     // stream), an entry is known lost only when more were ever added than the stream holds.
-    const lostAfterPosition = read === null || read === undefined ? added > length : added - Number(read) > length;
-    const trimmedUnread = first !== undefined && compareIds(first, delivered) > 0 && lostAfterPosition;
+    const known = read !== null && read !== undefined;
+    const lostAfterPosition = known ? added - Number(read) > length : added > length;
+    const oldest = first ?? String(stream['last-generated-id']);
+    const trimmedUnread = lostAfterPosition && compareIds(oldest, delivered) > 0;
     if (!trimmedUnread) {
       this.openGaps.delete(queue);
-      return;
+      return undefined;
     }
     // One warning per gap, not one per look while the reader works through it.
-    if (this.openGaps.has(queue)) return;
+    if (this.openGaps.has(queue)) return idTime(oldest);
     this.openGaps.add(queue);
-    const from = idTime(delivered);
-    const to = idTime(first);
-    this.logger.warn(MESSAGES.streamGap(queue, from, to));
+    this.logger.warn(
+      MESSAGES.streamGap(queue, {
+        // A group that has read nothing yet ('0-0') has no time to start from.
+        from: delivered === '0-0' ? undefined : idTime(delivered),
+        to: idTime(oldest),
+        entries: known ? added - Number(read) - length : undefined,
+      }),
+    );
+    this.onGap(queue);
+    return idTime(oldest);
   }
 }
 

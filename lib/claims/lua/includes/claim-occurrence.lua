@@ -2,7 +2,8 @@
   claimOccurrence: the one claim rule. CLAIM (claim.lua) and the stream's read
   (read-and-claim.lua) both call it.
 
-  Records one occurrence (idempotent) and takes each of `handlers` that is unclaimed or
+  Records one occurrence (idempotent; returns true when this call recorded it first) and
+  takes each of `handlers` that is unclaimed or
   whose lease has expired, and each parked one whose time has come (mode 'revive': and
   each dead one). For every claim granted it
   appends position, handler, attempt to `out`. `snapshot` '' writes none (the caller
@@ -78,4 +79,5 @@ local function claimOccurrence(leases, occurrenceKey, occurrenceId, ttl, snapsho
     if snapshot ~= '' then redis.call('HSETNX', occurrenceKey, 'snapshot', snapshot) end
     redis.call('PEXPIRE', occurrenceKey, ttl)
   end
+  return created
 end

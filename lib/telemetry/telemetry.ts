@@ -1,0 +1,154 @@
+import type { Attributes, Context, Counter, Histogram, Link, Meter, Span, Tracer } from '@opentelemetry/api';
+import { parseOccurrenceId } from '../claims/formats.js';
+import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
+import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
+import { describeError } from '../util/describe-error.js';
+
+/** The meter's and the tracer's name. */
+export const INSTRUMENTATION_NAME = 'nestjs-flow-failure';
+
+/** How a handler attempt ended, as `flow_failure.handler.runs` counts it. */
+export type AttemptOutcome = 'ok' | 'error' | 'timeout' | 'dead';
+
+/** What the observable gauges read when a metric reader collects. */
+export interface ObservedState {
+  /** Runs queued or running in this instance. */
+  backlog(): number;
+  /** Dead letters by handler (`Class.method`). */
+  deadLettersByHandler(): Promise<Map<string, number>>;
+  /** Entries of each watched stream not yet read by the consumer group. */
+  streamLag(): Promise<Map<string, number>>;
+}
+
+/** One handler attempt as a span; ended with its outcome. */
+export interface AttemptSpan {
+  end(outcome: AttemptOutcome, error?: unknown): void;
+}
+
+type OtelApi = typeof import('@opentelemetry/api');
+
+/**
+ * Metrics and traces through the OpenTelemetry API, an optional peer: without it the
+ * module records nothing, and without an SDK registered the API's instruments are no-ops.
+ * The instruments are made as the app starts: register the SDK before it does.
+ */
+export class Telemetry {
+  private readonly failures?: Counter;
+  private readonly runs?: Counter;
+  private readonly duration?: Histogram;
+  private readonly delay?: Histogram;
+  private readonly gaps?: Counter;
+  private readonly tracer?: Tracer;
+  private readonly meter?: Meter;
+
+  private constructor(private readonly api?: OtelApi) {
+    if (!api) return;
+    const meter = (this.meter = api.metrics.getMeter(INSTRUMENTATION_NAME));
+    this.failures = meter.createCounter('flow_failure.failures', {
+      description: 'Failure occurrences, each counted once among replicas (a job failing as parent and as child counts for each kind)',
+    });
+    this.runs = meter.createCounter('flow_failure.handler.runs', { description: 'Handler attempts, by outcome' });
+    this.duration = meter.createHistogram('flow_failure.handler.duration', { description: 'Handler attempt duration', unit: 's' });
+    this.delay = meter.createHistogram('flow_failure.delivery.delay', {
+      description: "From the failed job's finishedOn to its handler's start",
+      unit: 's',
+    });
+    this.gaps = meter.createCounter('flow_failure.stream.gaps', { description: 'Ranges of an events stream trimmed before the group read them' });
+    this.tracer = api.trace.getTracer(INSTRUMENTATION_NAME);
+  }
+
+  /** Loads the OpenTelemetry API if the app has it installed. */
+  static async load(): Promise<Telemetry> {
+    try {
+      return new Telemetry(await import('@opentelemetry/api'));
+    } catch {
+      return new Telemetry();
+    }
+  }
+
+  /** An occurrence this instance recorded first, among all replicas. */
+  recorded(occurrence: FailureOccurrence): void {
+    if (!this.failures) return;
+    const { parentFailed, childFailed } = occurrence;
+    if (parentFailed) {
+      this.failures.add(1, { kind: 'parent-failed', queue: occurrence.queueName, caused_by_child: parentFailed.causedByChild, source: occurrence.source });
+    }
+    if (childFailed) {
+      this.failures.add(1, { kind: 'child-failed', queue: occurrence.queueName, parent_policy: childFailed.parentPolicy, source: occurrence.source });
+    }
+  }
+
+  /** A handler attempt begins: its delivery delay is recorded, and a span opened (linked to the failed job's trace, if it has one). */
+  attempt(handler: string, event: FlowFailureEvent, attempt: number): AttemptSpan {
+    const finishedOn = event.job?.finishedOn ?? parseOccurrenceId(event.id)?.finishedOn;
+    if (this.delay && attempt === 1 && finishedOn) {
+      this.delay.record(Math.max(0, Date.now() - finishedOn) / 1000, { kind: event.kind, queue: event.queueName, source: event.source });
+    }
+    const started = performance.now();
+    const span = this.startSpan(handler, event, attempt);
+    return {
+      end: (outcome, error) => {
+        this.runs?.add(1, { handler, outcome });
+        this.duration?.record((performance.now() - started) / 1000, { handler, outcome });
+        if (!span || !this.api) return;
+        span.setAttribute('flow_failure.outcome', outcome);
+        if (outcome !== 'ok') {
+          if (error instanceof Error) span.recordException(error);
+          span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: describeError(error) });
+        }
+        span.end();
+      },
+    };
+  }
+
+  /** A trimmed range of a stream, found once. */
+  gapFound(queue: string): void {
+    this.gaps?.add(1, { queue });
+  }
+
+  /** The observable gauges, read at each collection. */
+  observe(state: ObservedState): void {
+    if (!this.meter) return;
+    this.meter
+      .createObservableGauge('flow_failure.backlog', { description: 'Handler runs queued or running in this instance' })
+      .addCallback((result) => result.observe(state.backlog()));
+    this.meter
+      .createObservableGauge('flow_failure.dead_letters', { description: 'Dead letters, by handler (of the first 1000)' })
+      .addCallback(async (result) => {
+        for (const [handler, count] of await state.deadLettersByHandler()) result.observe(count, { handler });
+      });
+    this.meter
+      .createObservableGauge('flow_failure.stream.lag', { description: "Entries of a queue's events stream not yet read by the consumer group" })
+      .addCallback(async (result) => {
+        for (const [queue, lag] of await state.streamLag()) result.observe(lag, { queue });
+      });
+  }
+
+  private startSpan(handler: string, event: FlowFailureEvent, attempt: number): Span | undefined {
+    if (!this.tracer || !this.api) return undefined;
+    const attributes: Attributes = {
+      'flow_failure.handler': handler,
+      'flow_failure.queue': event.queueName,
+      'flow_failure.job_id': event.jobId,
+      'flow_failure.occurrence_id': event.id,
+      'flow_failure.kind': event.kind,
+      'flow_failure.attempt': attempt,
+    };
+    const links = this.linkToJob(event);
+    return this.tracer.startSpan('flow_failure.handle', { attributes, links }, this.api.ROOT_CONTEXT);
+  }
+
+  /** The failed job's own trace, when BullMQ's telemetry stored its context with the job (`opts.telemetry.metadata`). */
+  private linkToJob(event: FlowFailureEvent): Link[] {
+    const metadata = event.job?.opts.telemetry?.metadata;
+    if (!metadata || !this.api) return [];
+    try {
+      const carrier = JSON.parse(metadata) as Record<string, string>;
+      const context: Context = this.api.propagation.extract(this.api.ROOT_CONTEXT, carrier);
+      const spanContext = this.api.trace.getSpanContext(context);
+      return spanContext && this.api.isSpanContextValid(spanContext) ? [{ context: spanContext }] : [];
+    } catch {
+      return [];
+    }
+  }
+}
