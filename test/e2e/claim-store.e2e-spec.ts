@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { ClaimStore, type ClaimRequest, type GrantedClaim } from '../../lib/dispatcher/claim.store.js';
-import { ModuleKeys } from '../../lib/redis/module-keys.js';
+import { type ClaimRequest, ClaimStore, type GrantedClaim, ModuleKeys } from '../support/internals.js';
 import { TestRedis, uniquePrefix } from '../support/harness.js';
 
 /**

@@ -1,12 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { occurrenceId } from '../../lib/classifier/failure-occurrence.js';
-import { JobLoader } from '../../lib/classifier/job-loader.js';
-import { ClaimStore } from '../../lib/dispatcher/claim.store.js';
-import { jobKey } from '../../lib/redis/job-key.js';
-import { ModuleKeys } from '../../lib/redis/module-keys.js';
-import { FailedJobsPrefetch, type ReadClaimRules } from '../../lib/sources/failed-jobs.prefetch.js';
-import type { FailureSignal } from '../../lib/sources/failure-signal.js';
-import { streamReplyPairs } from '../../lib/sources/stream-entry.js';
+import { ClaimStore, FailedJobsPrefetch, type FailureSignal, jobKey, JobLoader, ModuleKeys, occurrenceId, type ReadClaimRules, streamReplyPairs } from '../support/internals.js';
 import { TestRedis, uniquePrefix } from '../support/harness.js';
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { jobKey, parseDeferredFailure, parseJobKey } from '../../lib/redis/job-key.js';
+import { jobKey, parseDeferredFailure, parseJobKey } from '../support/internals.js';
 
 describe('parseJobKey', () => {
   test('splits on the last two colons, so a prefix may contain colons', () => {
