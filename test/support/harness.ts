@@ -179,7 +179,10 @@ export function testAppModule(spec: AppSpec): Type {
 export async function startApp(spec: AppSpec): Promise<TestApp> {
   const logger = new CapturingLogger();
   const app = await NestFactory.createApplicationContext(testAppModule(spec), { logger });
-  return { app, log: app.get(EventLog), logger, flowFailure: app.get(FlowFailureService), close: () => app.close() };
+  let closing: Promise<void> | undefined;
+  // Once: a test may close an app itself, and its resources close whatever is left after it.
+  const close = () => (closing ??= app.close());
+  return { app, log: app.get(EventLog), logger, flowFailure: app.get(FlowFailureService), close };
 }
 
 /** The FlowProducer and Redis client a test drives the queues with, from outside the apps. */
@@ -227,14 +230,22 @@ export class TestRedis {
     return connection;
   }
 
-  /** Deletes this prefix's keys, and nothing else. */
-  async cleanup(): Promise<void> {
+  /** Every key matching `pattern` (a SCAN pattern), however many SCAN pages they take on a busy Redis. */
+  async keys(pattern: string): Promise<string[]> {
+    const found: string[] = [];
     let cursor = '0';
     do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 1000);
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
-      if (keys.length > 0) await this.redis.unlink(...keys);
+      found.push(...keys);
     } while (cursor !== '0');
+    return [...new Set(found)].sort(); // SCAN may return a key twice
+  }
+
+  /** Deletes this prefix's keys, and nothing else. */
+  async cleanup(): Promise<void> {
+    const keys = await this.keys(`${this.prefix}:*`);
+    for (let from = 0; from < keys.length; from += 1000) await this.redis.unlink(...keys.slice(from, from + 1000));
   }
 
   async close(): Promise<void> {
