@@ -7,7 +7,6 @@ const APP_ENTRY = fileURLToPath(new URL('./dist/test/chaos/chaos-app.js', import
 
 /** The chaos app processes: started, SIGKILLed at random, stopped gracefully at the end. */
 export class AppFleet {
-  readonly killedPids = new Set<number>();
   /** Everything the apps wrote, for checking their warnings. */
   output = '';
   kills = 0;
@@ -56,17 +55,21 @@ export class AppFleet {
     });
   }
 
-  /** SIGKILLs the app with this pid, or a random one when it is not one of ours. */
-  async kill(pid?: number): Promise<void> {
+  /**
+   * SIGKILLs the app with this pid, or a random one when it is not one of ours, and
+   * resolves once it is dead, with its pid and when the signal was sent.
+   */
+  async kill(pid?: number): Promise<{ pid: number; at: number } | undefined> {
     const apps = [...this.apps];
     const victim = apps.find((app) => app.pid === pid) ?? apps[Math.floor(Math.random() * apps.length)];
-    if (!victim?.pid) return;
-    this.killedPids.add(victim.pid);
+    if (!victim?.pid) return undefined;
     this.kills++;
+    const at = Date.now();
     await new Promise<void>((resolve) => {
       victim.once('exit', () => resolve());
       victim.kill('SIGKILL');
     });
+    return { pid: victim.pid, at };
   }
 
   /** A rolling restart's step: the oldest app closes itself (SIGTERM: app.close()) and exits. */

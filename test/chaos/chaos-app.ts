@@ -22,11 +22,14 @@ const recorder = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
 /**
  * A run is recorded under a token of its own, so a command that ioredis resends after a
  * Redis restart cannot count twice; two tokens for one (handler, occurrence) are two runs.
+ * With it: this process and when the run started, so that the tally can tell whether a kill
+ * of this process fell inside the run.
  */
 async function record(handler: string, event: FlowFailureEvent): Promise<void> {
+  const startedAt = Date.now();
   await new Promise((resolve) => setTimeout(resolve, 150)); // handlers take time: kills land mid-run
   const token = randomBytes(6).toString('hex');
-  await recorder.hset(runsKey(prefix), `${handler}|${event.queueName}:${event.jobId}|${event.id}|${token}`, `${process.pid}|${event.source}`);
+  await recorder.hset(runsKey(prefix), `${handler}|${event.queueName}:${event.jobId}|${event.id}|${token}`, `${process.pid}|${event.source}|${startedAt}`);
 }
 
 @Injectable()

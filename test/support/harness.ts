@@ -231,15 +231,8 @@ export class TestRedis {
   }
 
   /** Every key matching `pattern` (a SCAN pattern), however many SCAN pages they take on a busy Redis. */
-  async keys(pattern: string): Promise<string[]> {
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      found.push(...keys);
-    } while (cursor !== '0');
-    return [...new Set(found)].sort(); // SCAN may return a key twice
+  keys(pattern: string): Promise<string[]> {
+    return scanKeys(this.redis, pattern);
   }
 
   /** Deletes this prefix's keys, and nothing else. */
@@ -255,6 +248,18 @@ export class TestRedis {
     await this.flows.close();
     await this.redis.quit();
   }
+}
+
+/** Every key matching `pattern` (a SCAN pattern): all of SCAN's pages, each key once. */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return [...new Set(found)].sort(); // SCAN may return a key twice
 }
 
 /** Polls until `check` holds; fails with `what` when it still does not after `timeoutMs`. */
