@@ -70,7 +70,14 @@ export interface HandlerRun {
 /** Handlers in the tests write here; tests wait on it. */
 @Injectable()
 export class EventLog {
+  /** Completed runs, in the order they completed. */
   readonly runs: HandlerRun[] = [];
+  /** Runs that have started, completed or not. */
+  readonly started: HandlerRun[] = [];
+  /** Handlers running right now, and the most that ever ran at once. */
+  running = 0;
+  maxRunning = 0;
+  private gate?: { opened: Promise<void>; open: () => void };
 
   record(handler: string, event: FlowFailureEvent): void {
     this.runs.push({ handler, event });
@@ -79,12 +86,40 @@ export class EventLog {
   of(handler: string): FlowFailureEvent[] {
     return this.runs.filter((run) => run.handler === handler).map((run) => run.event);
   }
+
+  /** From now on, handlers that `run` wait (mid-run, holding their claims) until `release()`. */
+  hold(): void {
+    if (this.gate) return;
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    this.gate = { opened, open };
+  }
+
+  release(): void {
+    this.gate?.open();
+    this.gate = undefined;
+  }
+
+  /** A handler's body: counted as running, waits at the gate if held, takes `delayMs`, then records. */
+  async run(handler: string, event: FlowFailureEvent, delayMs = 0): Promise<void> {
+    this.started.push({ handler, event });
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    try {
+      await this.gate?.opened;
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      this.record(handler, event);
+    } finally {
+      this.running--;
+    }
+  }
 }
 
 /**
  * A handler class that records every event it gets in the EventLog, as 'parent' and 'child'.
  * `true` declares the handler with no argument; leaving a key out declares none. With
- * `delayMs`, each handler takes that long before it records (a slow handler).
+ * `delayMs`, each handler takes that long before it records (a slow handler); `log.hold()`
+ * makes them wait until released.
  */
 export function recordingHandlers(
   decorate: {
@@ -97,14 +132,12 @@ export function recordingHandlers(
   class RecordingHandlers {
     constructor(private readonly log: EventLog) {}
 
-    async parent(event: FlowFailureEvent) {
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      this.log.record('parent', event);
+    parent(event: FlowFailureEvent) {
+      return this.log.run('parent', event, delayMs);
     }
 
-    async child(event: FlowFailureEvent) {
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      this.log.record('child', event);
+    child(event: FlowFailureEvent) {
+      return this.log.run('child', event, delayMs);
     }
   }
   const method = (name: 'parent' | 'child') => Object.getOwnPropertyDescriptor(RecordingHandlers.prototype, name) as PropertyDescriptor;

@@ -1,7 +1,28 @@
 import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import { type Processor, Worker, type WorkerOptions } from 'bullmq';
+import { Redis } from 'ioredis';
 import { type AppSpec, type TestApp, TestRedis, redisConnection, runBehaviour, startApp } from './harness.js';
 import { type OwnRedisServer, startRedisServer } from './redis-server.mjs';
+
+/** What is closed after a test: BullMQ's Workers and producers also disconnect, at the least. */
+interface Closable {
+  close(): Promise<unknown>;
+  disconnect?(): unknown;
+}
+
+/**
+ * Closes, or after 5 s disconnects: a BullMQ Worker or producer whose Redis a test stopped
+ * waits for it to come back before it closes, and must not hold up the next test.
+ */
+async function closeOrDisconnect(thing: Closable): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([
+    thing.close().then(() => true, () => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 5000))),
+  ]);
+  clearTimeout(timer);
+  if (!closed) await thing.disconnect?.();
+}
 
 /**
  * What the tests of one spec file start: a TestRedis for the file, and the apps, plain
@@ -25,6 +46,7 @@ export function specResources(prefix: string) {
     apps: [] as TestApp[],
     workers: [] as Worker[],
     servers: [] as OwnRedisServer[],
+    others: [] as Closable[],
     /** An app on this file's prefix, closed after the test. */
     async start(app: Omit<AppSpec, 'prefix'> & { prefix?: string }): Promise<TestApp> {
       const from = generation;
@@ -35,6 +57,17 @@ export function specResources(prefix: string) {
       const worker = new Worker(queue, processor, { connection: redisConnection(), prefix, ...options });
       resources.workers.push(worker);
       return worker;
+    },
+    /** Anything else the test opens (a FlowProducer, a connection), closed after the test before the servers stop. */
+    closeAfter<T extends Closable>(thing: T): T {
+      resources.others.push(thing);
+      return thing;
+    },
+    /** A Redis client of the test's own (for a server of its own), closed after the test. */
+    client(url: string): Redis {
+      const client = new Redis(url, { maxRetriesPerRequest: null });
+      resources.others.push({ close: () => client.quit().catch(() => client.disconnect()) });
+      return client;
     },
     /** A redis-server of the test's own (to restart or stop), stopped after the test. */
     async server(options?: Parameters<typeof startRedisServer>[0]): Promise<OwnRedisServer> {
@@ -47,12 +80,13 @@ export function specResources(prefix: string) {
   });
   afterEach(async () => {
     generation++;
-    const { apps, workers, servers } = resources;
+    const { apps, workers, servers, others } = resources;
     resources.apps = [];
     resources.workers = [];
     resources.servers = [];
+    resources.others = [];
     await Promise.all(apps.map((app) => app.close()));
-    await Promise.all(workers.map((worker) => worker.close()));
+    await Promise.all([...workers, ...others].map(closeOrDisconnect));
     await Promise.all(servers.map((server) => server.stop()));
     await resources.redis.cleanup();
   });
