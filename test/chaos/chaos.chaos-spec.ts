@@ -144,8 +144,12 @@ describe('chaos', () => {
       // The apps have run once (groups and checkpoints exist), then all stop.
       await fleet.start();
       await fleet.stopAll();
-      // maxLen is a setting BullMQ keeps in each queue's meta; every writer of the stream obeys it.
-      for (const queue of CHAOS_QUEUES) await redis.hset(`${prefix}:${queue}:meta`, 'opts.maxLenEvents', 100);
+      // A Queue with a short events stream: BullMQ keeps maxLen in the queue's meta, and every writer of the stream obeys it.
+      const short = CHAOS_QUEUES.map((q) => new Queue(q, { connection: connection(server), prefix, streams: { events: { maxLen: 100 } } }));
+      await waitUntil('the short streams set', async () =>
+        (await Promise.all(CHAOS_QUEUES.map((q) => redis.hget(`${prefix}:${q}:meta`, 'opts.maxLenEvents')))).every((maxLen) => maxLen === '100'),
+      );
+      await Promise.all(short.map((q) => q.close()));
 
       for (const queue of CHAOS_QUEUES) {
         workers.push(new Worker(queue, runBehaviour, { connection: connection(server), prefix, concurrency: 50 }));
