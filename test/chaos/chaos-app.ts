@@ -7,10 +7,10 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { OnChildFailed, OnParentFailed, type FlowFailureEvent, type LiveSource } from '../../lib/index.js';
+import { type FlowFailureEvent, type LiveSource } from '../../lib/index.js';
+import { handlerClass } from '../support/handler-class.js';
 import { REDIS_URL, testAppModule } from '../support/harness.js';
 import { CHAOS_MODULE_OPTIONS, CHAOS_WORKER_OPTIONS, runsKey } from './chaos-settings.js';
 
@@ -32,22 +32,9 @@ async function record(handler: string, event: FlowFailureEvent): Promise<void> {
   await recorder.hset(runsKey(prefix), `${handler}|${event.queueName}:${event.jobId}|${event.id}|${token}`, `${process.pid}|${event.source}|${startedAt}`);
 }
 
-@Injectable()
-class ChaosHandlers {
-  @OnParentFailed()
-  parent(event: FlowFailureEvent) {
-    return record('parent', event);
-  }
-
-  @OnChildFailed()
-  child(event: FlowFailureEvent) {
-    return record('child', event);
-  }
-}
-
 async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(
-    testAppModule({ prefix, processors: queues, handlers: [ChaosHandlers], workerOptions: CHAOS_WORKER_OPTIONS, options: { ...CHAOS_MODULE_OPTIONS, sources } }),
+    testAppModule({ prefix, processors: queues, handlers: [handlerClass({ parent: true, child: true }, record)], workerOptions: CHAOS_WORKER_OPTIONS, options: { ...CHAOS_MODULE_OPTIONS, sources } }),
     { logger: ['error', 'warn'] },
   );
   process.stdout.write('ready\n');

@@ -4,15 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
 import { FlowProducer, type Job, type JobNode, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import {
-  FlowFailureModule,
-  FlowFailureService,
-  OnChildFailed,
-  OnParentFailed,
-  type FlowFailureEvent,
-  type FlowFailureModuleOptions,
-  type LiveSource,
-} from '../../lib/index.js';
+import { FlowFailureModule, FlowFailureService, type FlowFailureEvent, type FlowFailureModuleOptions, type LiveSource } from '../../lib/index.js';
+import { type HandlerDecorations, handlerClass } from './handler-class.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -121,29 +114,8 @@ export class EventLog {
  * `delayMs`, each handler takes that long before it records (a slow handler); `log.hold()`
  * makes them wait until released.
  */
-export function recordingHandlers(
-  decorate: {
-    parent?: true | Parameters<typeof OnParentFailed>[0];
-    child?: true | Parameters<typeof OnChildFailed>[0];
-  },
-  { delayMs = 0 }: { delayMs?: number } = {},
-): Type {
-  @Injectable()
-  class RecordingHandlers {
-    constructor(private readonly log: EventLog) {}
-
-    parent(event: FlowFailureEvent) {
-      return this.log.run('parent', event, delayMs);
-    }
-
-    child(event: FlowFailureEvent) {
-      return this.log.run('child', event, delayMs);
-    }
-  }
-  const method = (name: 'parent' | 'child') => Object.getOwnPropertyDescriptor(RecordingHandlers.prototype, name) as PropertyDescriptor;
-  if (decorate.parent) OnParentFailed(decorate.parent === true ? undefined : decorate.parent)(RecordingHandlers.prototype, 'parent', method('parent'));
-  if (decorate.child) OnChildFailed(decorate.child === true ? undefined : decorate.child)(RecordingHandlers.prototype, 'child', method('child'));
-  return RecordingHandlers;
+export function recordingHandlers(decorate: HandlerDecorations, { delayMs = 0 }: { delayMs?: number } = {}): Type {
+  return handlerClass(decorate, (handler, event, log) => log.run(handler, event, delayMs), EventLog);
 }
 
 /** Keeps what the app logs, and prints it only when TEST_LOGS is set. */

@@ -5,6 +5,7 @@
  * the unit tests of pure functions, and the few observations below that no public API gives.
  */
 import type { INestApplicationContext } from '@nestjs/common';
+import type { DeadLetter } from '../../lib/index.js';
 import type { Redis } from 'ioredis';
 import type { ReservationUse } from '../../lib/dispatcher/worker-reservations.js';
 import { ModuleKeys, parseClaimMember } from '../../lib/redis/module-keys.js';
@@ -39,6 +40,11 @@ export function ownerOf(app: INestApplicationContext): string {
 /** Claims not settled yet (running, backing off, or left by a process that stopped): what could still be taken over. */
 export async function heldClaims(redis: Redis, keys: ModuleKeys): Promise<string[]> {
   return redis.zrange(keys.leases, '0', '-1');
+}
+
+/** The dead letters of a consumer group as stored (what FlowFailureService.getDeadLetters() lists), for processes the test has no app of. */
+export async function deadLetterRecords(redis: Redis, keys: ModuleKeys): Promise<DeadLetter[]> {
+  return Object.values(await redis.hgetall(keys.deadLetters)).map((json) => JSON.parse(json) as DeadLetter);
 }
 
 /** The time (ms) up to which the sweep has read a queue's failed set; undefined before its first sweep. */
