@@ -109,6 +109,29 @@ export class EventLog {
 }
 
 /**
+ * What the throwing handlers of one test app do: throw for every job while `all`, else for
+ * the jobs in `jobs`. Each app has its own (a test fixes a handler in one app only), so no
+ * static flag outlives a test.
+ */
+@Injectable()
+export class Breakage {
+  all = true;
+  readonly jobs = new Set<string>();
+
+  /** Throws `message` if the handler is broken for this job. */
+  check(jobId: string, message: string): void {
+    if (this.all || this.jobs.has(jobId)) throw new Error(message);
+  }
+
+  /** Fixed for every job but these. */
+  fixExcept(...jobIds: string[]): void {
+    this.all = false;
+    this.jobs.clear();
+    jobIds.forEach((id) => this.jobs.add(id));
+  }
+}
+
+/**
  * A handler class that records every event it gets in the EventLog, as 'parent' and 'child'.
  * `true` declares the handler with no argument; leaving a key out declares none. With
  * `delayMs`, each handler takes that long before it records (a slow handler); `log.hold()`
@@ -175,7 +198,7 @@ export function testAppModule(spec: AppSpec): Type {
   ];
   @Module({
     imports,
-    providers: [EventLog, ...processors.map((q) => behaviourProcessor(q, spec.workerOptions)), ...(spec.handlers ?? [])],
+    providers: [EventLog, Breakage, ...processors.map((q) => behaviourProcessor(q, spec.workerOptions)), ...(spec.handlers ?? [])],
   })
   class TestAppModule {}
   return TestAppModule;
