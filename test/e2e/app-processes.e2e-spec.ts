@@ -38,12 +38,8 @@ describe('app instances in processes of their own', () => {
   async function failChild(): Promise<string> {
     spec.worker('parents');
     spec.worker('children');
-    const flow = await spec.redis.flows.add({
-      name: 'parent',
-      queueName: 'parents',
-      children: [{ name: 'child', queueName: 'children', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } }],
-    });
-    return flow.children?.[0].job.id as string;
+    const [childId] = await spec.redis.failChildren();
+    return childId;
   }
 
   /** Every handler run the processes recorded, as it started and as it ended. */

@@ -40,14 +40,7 @@ describe('handlers that throw', () => {
   const spec = specResources(prefix);
   const start = (handlerAttempts = 3, handlerBackoffMs = 50) =>
     spec.start({ processors: ['parents', 'children'], handlers: [FlakyHandlers], options: { handlerAttempts, handlerBackoffMs } });
-  const failChild = async (name: string) => {
-    const flow = await spec.redis.flows.add({
-      name: 'parent',
-      queueName: 'parents',
-      children: [{ name, queueName: 'children', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } }],
-    });
-    return flow.children?.[0].job.id as string;
-  };
+  const failChild = async (name: string) => (await spec.redis.failChildren(1, { name }))[0];
   const deadLetterOf = async (app: TestApp, childId: string) => {
     await waitUntil('a dead letter', async () => (await app.flowFailure.getDeadLetters()).length === 1);
     await settle(app);

@@ -52,12 +52,8 @@ describe('lifecycle', () => {
   const failChild = async (name: string) => {
     spec.worker('parents');
     spec.worker('children');
-    const flow = await spec.redis.flows.add({
-      name: 'parent',
-      queueName: 'parents',
-      children: [{ name, queueName: 'children', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } }],
-    });
-    return flow.children?.[0].job.id as string;
+    const [childId] = await spec.redis.failChildren(1, { name });
+    return childId;
   };
 
   test('app.close() hands back an unfinished claim, and another instance takes it long before the lease ends', async () => {

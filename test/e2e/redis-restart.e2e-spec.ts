@@ -4,7 +4,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FlowProducer } from 'bullmq';
 import { FlowFailureModule, FlowFailureService } from '../../lib/index.js';
-import { CapturingLogger, EventLog, type TestApp, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
+import { CapturingLogger, EventLog, type TestApp, addFailingChildren, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
 import { claimStates, heldClaims, moduleKeys } from '../support/internals.js';
 import type { OwnRedisServer } from '../support/redis-server.mjs';
 import { specResources } from '../support/spec-resources.js';
@@ -35,10 +35,10 @@ describe('Redis restarting under a running app', () => {
         FlowFailureModule.forRootAsync({
           imports: [SettingsModule],
           inject: [RedisSettings],
-          useFactory: (settings: RedisSettings) => ({ connection: { host: '127.0.0.1', port: settings.port }, prefix, queues: ['jobs'], shutdownTimeoutMs }),
+          useFactory: (settings: RedisSettings) => ({ connection: { host: '127.0.0.1', port: settings.port }, prefix, queues: ['parents', 'children'], shutdownTimeoutMs }),
         }),
       ],
-      providers: [EventLog, recordingHandlers({ child: 'jobs' })],
+      providers: [EventLog, recordingHandlers({ child: 'children' })],
     })
     class AppModule {}
     const logger = new CapturingLogger();
@@ -49,20 +49,17 @@ describe('Redis restarting under a running app', () => {
     return started;
   }
 
-  /** A Worker that fails the jobs, and a producer, on the test's own server; `close` them before stopping it for good. */
+  /** Workers that fail the jobs, and a producer, on the test's own server; `close` them before stopping it for good. */
   function failingChildren(server: OwnRedisServer) {
     const connection = { host: '127.0.0.1', port: server.port };
-    const worker = spec.worker('jobs', undefined, { connection });
+    const workers = ['parents', 'children'].map((queue) => spec.worker(queue, undefined, { connection }));
     const flows = spec.closeAfter(new FlowProducer({ connection, prefix }));
     // They see the outages too; what matters here is what the module logs.
-    worker.on('error', () => undefined);
+    workers.forEach((worker) => worker.on('error', () => undefined));
     flows.on('error', () => undefined);
     return {
-      async failChild(): Promise<string> {
-        const flow = await flows.add({ name: 'p', queueName: 'jobs', children: [{ name: 'c', queueName: 'jobs', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } }] });
-        return flow.children?.[0].job.id as string;
-      },
-      close: () => Promise.all([worker.close(), flows.close()]),
+      failChild: async () => (await addFailingChildren(flows))[0],
+      close: () => Promise.all([...workers, flows].map((client) => client.close())),
     };
   }
 
@@ -102,11 +99,11 @@ describe('Redis restarting under a running app', () => {
     // than one of its reaper rounds, less than a lease), and finds the claim's lease run out.
     const options = (retryMs: number) => ({
       connection: { host: '127.0.0.1', port: server.port, retryStrategy: () => retryMs },
-      queues: ['jobs'],
+      queues: ['parents', 'children'],
       leaseMs: 1000,
       sweepIntervalMs: 0,
     });
-    const handlers = [recordingHandlers({ child: 'jobs' })];
+    const handlers = [recordingHandlers({ child: 'children' })];
     const holder = await spec.start({ withoutBull: true, handlers, options: options(900) });
     holder.log.hold();
     const childId = await failChild();

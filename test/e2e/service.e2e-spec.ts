@@ -26,16 +26,7 @@ describe('FlowFailureService and the run limits', () => {
   const keys = moduleKeys(prefix);
   const spec = specResources(prefix);
 
-  async function failChildren(count: number, name = 'broken'): Promise<string[]> {
-    const flows = await spec.redis.flows.addBulk(
-      Array.from({ length: count }, () => ({
-        name: 'parent',
-        queueName: 'parents',
-        children: [{ name, queueName: 'children', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } }],
-      })),
-    );
-    return flows.map((flow) => flow.children?.[0].job.id as string);
-  }
+  const failChildren = (count: number, name = 'broken') => spec.redis.failChildren(count, { name });
 
   test('dead letters are listed oldest first; replayAll replays them in that order; discardAll forgets the rest, never to run again', async () => {
     const app = await spec.start({ processors: ['parents', 'children'], handlers: [LedgerHandlers], options: { handlerAttempts: 1 } });

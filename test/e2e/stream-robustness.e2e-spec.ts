@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import type { JobsOptions } from 'bullmq';
 import { describe, expect, test } from '@jest/globals';
 import { type ChildFailedEvent } from '../../lib/index.js';
 import { type TestApp, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
@@ -16,13 +17,9 @@ describe('what the stream and the Workers throw at the module', () => {
   const stream = keys.eventsStream('children');
   const spec = specResources(prefix);
 
-  async function failingChild(opts: object = {}): Promise<string> {
-    const flow = await spec.redis.flows.add({
-      name: 'parent',
-      queueName: 'parents',
-      children: [{ name: 'child', queueName: 'children', data: { fail: true, reason: 'broken' }, opts: { ignoreDependencyOnFailure: true, ...opts } }],
-    });
-    return flow.children?.[0].job.id as string;
+  async function failingChild(opts: JobsOptions = {}): Promise<string> {
+    const [childId] = await spec.redis.failChildren(1, { data: { fail: true, reason: 'broken' }, opts });
+    return childId;
   }
 
   /** An app that only reacts (no Worker of its own, no sweep), and the Workers that fail its jobs, outside it. */

@@ -19,14 +19,7 @@ describe('the sweep', () => {
   const handlers = [recordingHandlers({ child: true })];
 
   async function failChildren(count: number): Promise<string[]> {
-    const flows = await spec.redis.flows.addBulk(
-      Array.from({ length: count }, (_, i) => ({
-        name: `parent-${i}`,
-        queueName: 'parents',
-        children: [{ name: `child-${i}`, queueName: 'children', data: { fail: true }, opts: { ignoreDependencyOnFailure: true } }],
-      })),
-    );
-    const ids = flows.map((flow) => flow.children?.[0].job.id as string);
+    const ids = await spec.redis.failChildren(count);
     const queue = spec.redis.queue('children');
     await waitUntil(`${count} children failed`, async () => (await Promise.all(ids.map((id) => queue.getJobState(id)))).every((s) => s === 'failed'));
     return ids;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type ConsoleLoggerOptions, type INestApplicationContext, Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
-import { FlowProducer, type Job, type JobNode, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
+import { FlowProducer, type Job, type JobNode, type JobsOptions, Queue, UnrecoverableError, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { FlowFailureModule, FlowFailureService, type FlowFailureEvent, type FlowFailureModuleOptions, type LiveSource } from '../../lib/index.js';
 import { type HandlerDecorations, handlerClass } from './handler-class.js';
@@ -251,6 +251,11 @@ export class TestRedis {
     return flows;
   }
 
+  /** `count` failing children under parents (see addFailingChildren); their ids. */
+  failChildren(count = 1, child: ChildSpec = {}): Promise<string[]> {
+    return addFailingChildren(this.flows, count, child);
+  }
+
   /** A connection of its own (as each app instance has its own), closed with this. */
   connection(): Redis {
     const connection = this.redis.duplicate();
@@ -276,6 +281,29 @@ export class TestRedis {
     await this.flows.close();
     await this.redis.quit();
   }
+}
+
+/** A child of addFailingChildren: its name, data (what its processor does) and options. */
+export interface ChildSpec {
+  name?: string;
+  data?: JobBehaviour;
+  opts?: JobsOptions;
+}
+
+/**
+ * `count` parents (queue `parents`), each with one child (queue `children`) that fails
+ * (data `{ fail: true }` unless given) under ignoreDependencyOnFailure unless `opts` say
+ * otherwise: the parents go on. Resolves with the children's ids once they are added.
+ */
+export async function addFailingChildren(flows: FlowProducer, count = 1, child: ChildSpec = {}): Promise<string[]> {
+  const nodes = await flows.addBulk(
+    Array.from({ length: count }, () => ({
+      name: 'parent',
+      queueName: 'parents',
+      children: [{ name: child.name ?? 'child', queueName: 'children', data: child.data ?? { fail: true }, opts: { ignoreDependencyOnFailure: true, ...child.opts } }],
+    })),
+  );
+  return nodes.map((node) => node.children?.[0].job.id as string);
 }
 
 /** Every key matching `pattern` (a SCAN pattern): all of SCAN's pages, each key once. */
