@@ -306,6 +306,35 @@ export async function addFailingChildren(flows: FlowProducer, count = 1, child: 
   return nodes.map((node) => node.children?.[0].job.id as string);
 }
 
+/** The job ids of a three-level cascade (addCascade). */
+export interface CascadeIds {
+  top: string;
+  middle: string;
+  leaf: string;
+}
+
+/**
+ * A three-level failParentOnFailure cascade: job `top` (queue `top`) waits on `middle`
+ * (queue `middle`), which waits on `leaf` (queue `leaf`), which fails with `reason`;
+ * `leafOpts` are added to the leaf's options.
+ */
+export async function addCascade(flows: FlowProducer, leafOpts: JobsOptions = {}, reason = 'disk full'): Promise<CascadeIds> {
+  const flow = await flows.add({
+    name: 'top',
+    queueName: 'top',
+    children: [
+      {
+        name: 'middle',
+        queueName: 'middle',
+        opts: { failParentOnFailure: true },
+        children: [{ name: 'leaf', queueName: 'leaf', data: { fail: true, reason }, opts: { failParentOnFailure: true, ...leafOpts } }],
+      },
+    ],
+  });
+  const middle = flow.children?.[0];
+  return { top: flow.job.id as string, middle: middle?.job.id as string, leaf: middle?.children?.[0].job.id as string };
+}
+
 /** Every key matching `pattern` (a SCAN pattern): all of SCAN's pages, each key once. */
 export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
   const found: string[] = [];
