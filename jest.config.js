@@ -9,5 +9,9 @@ export default {
   globalSetup: '<rootDir>/test/support/global-setup.mjs',
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 60000,
+  // `npm run test:cov`: what of lib/ the tests run, as text in the terminal and HTML in coverage/.
+  collectCoverageFrom: ['lib/**/*.ts'],
+  coverageProvider: 'v8',
+  coverageReporters: ['text', 'html'],
   maxWorkers: 2,
 };
