@@ -15,5 +15,9 @@ export default {
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 60000,
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json', 'lua'],
+  // `npm run test:cov`: what of lib/ the tests run, as text in the terminal and HTML in coverage/.
+  collectCoverageFrom: ['lib/**/*.ts'],
+  coverageProvider: 'v8',
+  coverageReporters: ['text', 'html'],
   maxWorkers: 2,
 };

@@ -12,6 +12,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
  * - `nestjs-flow-failure:claim`: one claim script call.
  * - `nestjs-flow-failure:load-job`: one job load.
  * Channel `nestjs-flow-failure:stream-read`: the entries one stream read returned.
+ * Channel `nestjs-flow-failure:reservation`: a Worker's reservation taken, and what the
+ * failure it reserved did with it.
  */
 export const DIAGNOSTICS_CHANNELS = {
   classify: 'nestjs-flow-failure:classify',
@@ -19,6 +21,7 @@ export const DIAGNOSTICS_CHANNELS = {
   claim: 'nestjs-flow-failure:claim',
   loadJob: 'nestjs-flow-failure:load-job',
   streamRead: 'nestjs-flow-failure:stream-read',
+  reservation: 'nestjs-flow-failure:reservation',
 } as const;
 
 /** A failure as the traces describe it. */
@@ -50,12 +53,25 @@ export interface StreamReadMessage {
   pairs: readonly [string, unknown[]][];
 }
 
+/**
+ * Message of `reservation`: the instance (`owner`, as its claims name it) reserved this
+ * attempt (`use` undefined), or its Worker reported the attempt's failure, which used the
+ * reservation this way: 'run-now' (handlers started before the claim), 'claim-first' (too
+ * late for that), 'none'.
+ */
+export interface ReservationMessage {
+  owner: string;
+  attempt: { queueName: string; jobId: string; attemptsStarted: number };
+  use?: 'run-now' | 'claim-first' | 'none';
+}
+
 export const tracing = {
   classify: diagnosticsChannel.tracingChannel<unknown, ClassifyTrace & object>(DIAGNOSTICS_CHANNELS.classify),
   dispatch: diagnosticsChannel.tracingChannel<unknown, ClaimTrace & object>(DIAGNOSTICS_CHANNELS.dispatch),
   claim: diagnosticsChannel.tracingChannel<unknown, ClaimTrace & object>(DIAGNOSTICS_CHANNELS.claim),
   loadJob: diagnosticsChannel.tracingChannel<unknown, LoadJobTrace & object>(DIAGNOSTICS_CHANNELS.loadJob),
   streamRead: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.streamRead),
+  reservation: diagnosticsChannel.channel(DIAGNOSTICS_CHANNELS.reservation),
 };
 
 /** Runs `work` traced on `channel` when someone listens, else just runs it. */

@@ -33,6 +33,7 @@ export {
   type ClaimTrace,
   type ClassifyTrace,
   type LoadJobTrace,
+  type ReservationMessage,
   type StreamReadMessage,
   type TracedOccurrence,
 } from './diagnostics.js';

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import type { ClaimStore } from '../claims/claim.store.js';
 import type { HandlerRegistry } from '../discovery/handler.registry.js';
+import { type ReservationMessage, tracing } from '../diagnostics.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import type { JobAttempt, RedisKeys } from '../redis/redis-keys.js';
 
@@ -66,6 +67,7 @@ export class WorkerReservations {
       return false;
     });
     this.reservations.set(key(attempt), { attempt, sentAt: now, taken });
+    if (tracing.reservation.hasSubscribers) tracing.reservation.publish({ owner: this.claims.owner, attempt } satisfies ReservationMessage);
   }
 
   /**
@@ -74,6 +76,12 @@ export class WorkerReservations {
    * claim recording them lands while the reservation lives. Each reservation answers once.
    */
   async use(attempt: JobAttempt): Promise<ReservationUse> {
+    const use = await this.useOf(attempt);
+    if (tracing.reservation.hasSubscribers) tracing.reservation.publish({ owner: this.claims.owner, attempt, use } satisfies ReservationMessage);
+    return use;
+  }
+
+  private async useOf(attempt: JobAttempt): Promise<ReservationUse> {
     const reservation = this.reservations.get(key(attempt));
     if (!reservation) return 'none';
     this.reservations.delete(key(attempt));

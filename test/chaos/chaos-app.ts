@@ -7,10 +7,10 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { OnChildFailed, OnParentFailed, type FlowFailureEvent, type LiveSource } from 'nestjs-flow-failure';
+import { type FlowFailureEvent, type LiveSource } from 'nestjs-flow-failure';
+import { handlerClass } from '../support/handler-class.js';
 import { REDIS_URL, testAppModule } from '../support/harness.js';
 import { CHAOS_MODULE_OPTIONS, CHAOS_WORKER_OPTIONS, runsKey } from './chaos-settings.js';
 
@@ -22,29 +22,19 @@ const recorder = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
 /**
  * A run is recorded under a token of its own, so a command that ioredis resends after a
  * Redis restart cannot count twice; two tokens for one (handler, occurrence) are two runs.
+ * With it: this process and when the run started, so that the tally can tell whether a kill
+ * of this process fell inside the run.
  */
 async function record(handler: string, event: FlowFailureEvent): Promise<void> {
+  const startedAt = Date.now();
   await new Promise((resolve) => setTimeout(resolve, 150)); // handlers take time: kills land mid-run
   const token = randomBytes(6).toString('hex');
-  await recorder.hset(runsKey(prefix), `${handler}|${event.queueName}:${event.jobId}|${event.id}|${token}`, `${process.pid}|${event.source}`);
-}
-
-@Injectable()
-class ChaosHandlers {
-  @OnParentFailed()
-  parent(event: FlowFailureEvent) {
-    return record('parent', event);
-  }
-
-  @OnChildFailed()
-  child(event: FlowFailureEvent) {
-    return record('child', event);
-  }
+  await recorder.hset(runsKey(prefix), `${handler}|${event.queueName}:${event.jobId}|${event.id}|${token}`, `${process.pid}|${event.source}|${startedAt}`);
 }
 
 async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(
-    testAppModule({ prefix, processors: queues, handlers: [ChaosHandlers], workerOptions: CHAOS_WORKER_OPTIONS, options: { ...CHAOS_MODULE_OPTIONS, sources } }),
+    testAppModule({ prefix, processors: queues, handlers: [handlerClass({ parent: true, child: true }, record)], workerOptions: CHAOS_WORKER_OPTIONS, options: { ...CHAOS_MODULE_OPTIONS, sources } }),
     { logger: ['error', 'warn'] },
   );
   process.stdout.write('ready\n');

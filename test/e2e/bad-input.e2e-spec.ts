@@ -10,7 +10,7 @@ import {
   RedisUnreachableError,
   type FlowFailureModuleOptions,
 } from '../../lib/index.js';
-import { freePort } from '../support/redis-server.mjs';
+import { holdPort } from '../support/redis-server.mjs';
 import { CapturingLogger, TestRedis, redisConnection, uniquePrefix } from '../support/harness.js';
 
 const prefix = uniquePrefix('bad-input');
@@ -81,8 +81,8 @@ describe('bad input fails at start-up with a clear message', () => {
   });
 
   test('Redis unreachable at start names host and port', async () => {
-    const port = await freePort();
-    const error = await initError([], { connection: { host: '127.0.0.1', port } });
+    const { port, release } = await holdPort();
+    const error = await initError([], { connection: { host: '127.0.0.1', port } }).finally(release);
     expect(error).toBeInstanceOf(RedisUnreachableError);
     expect((error as Error).message).toContain(`127.0.0.1:${port}`);
   });

@@ -1,46 +1,16 @@
 import 'reflect-metadata';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { type LiveSource, type ChildFailedEvent, type ParentFailedEvent } from '../../lib/index.js';
-import { type TestApp, TestRedis, settle, startApp, uniquePrefix, waitUntil, recordingHandlers, SOURCE_MODES } from '../support/harness.js';
+import { SOURCE_MODES, addCascade, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
+import { specResources } from '../support/spec-resources.js';
 
 describe.each(SOURCE_MODES)('a three-level failParentOnFailure cascade (sources: %s)', (...sources: LiveSource[]) => {
   const prefix = uniquePrefix('cascade');
-  let redis: TestRedis;
-  let app: TestApp;
-
-  beforeAll(async () => {
-    redis = new TestRedis(prefix);
-    app = await startApp({ prefix, processors: ['top', 'middle', 'leaf'], handlers: [recordingHandlers({ parent: true, child: true })], options: { sources } });
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await redis?.close();
-  });
+  const spec = specResources(prefix);
 
   test('names the leaf as the root cause at every level, and fires each event once', async () => {
-    const flow = await redis.flows.add({
-      name: 'top-job',
-      queueName: 'top',
-      children: [
-        {
-          name: 'middle-job',
-          queueName: 'middle',
-          opts: { failParentOnFailure: true },
-          children: [
-            {
-              name: 'leaf-job',
-              queueName: 'leaf',
-              data: { fail: true, reason: 'disk full' },
-              opts: { failParentOnFailure: true, attempts: 2 },
-            },
-          ],
-        },
-      ],
-    });
-    const top = flow.job.id as string;
-    const middle = flow.children?.[0].job.id as string;
-    const leaf = flow.children?.[0].children?.[0].job.id as string;
+    const app = await spec.start({ processors: ['top', 'middle', 'leaf'], handlers: [recordingHandlers({ parent: true, child: true })], options: { sources } });
+    const { top, middle, leaf } = await addCascade(spec.redis.flows, { attempts: 2 });
 
     // top and middle fail as parents; middle and leaf fail as children.
     await waitUntil('four events', () => app.log.runs.length >= 4);
@@ -54,7 +24,7 @@ describe.each(SOURCE_MODES)('a three-level failParentOnFailure cascade (sources:
     const topEvent = parents.find((e) => e.jobId === top) as ParentFailedEvent;
     expect(topEvent.causedByChild).toBe(true);
     expect(topEvent.failedChild).toEqual({ queueName: 'middle', jobId: middle, key: `${prefix}:middle:${middle}` });
-    expect(topEvent.rootCause).toMatchObject({ queueName: 'leaf', jobId: leaf, jobName: 'leaf-job', key: `${prefix}:leaf:${leaf}`, failedReason: 'disk full' });
+    expect(topEvent.rootCause).toMatchObject({ queueName: 'leaf', jobId: leaf, jobName: 'leaf', key: `${prefix}:leaf:${leaf}`, failedReason: 'disk full' });
     expect(topEvent.rootCause?.stacktrace?.join('\n')).toContain('disk full');
 
     const middleAsParent = parents.find((e) => e.jobId === middle) as ParentFailedEvent;

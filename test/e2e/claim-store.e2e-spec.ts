@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type ClaimRequest, type ClaimResult, type ClaimStore, type GrantedClaim, RedisKeys, claimStore } from '../support/internals.js';
-import { TestRedis, uniquePrefix } from '../support/harness.js';
+import { HeldAttempts } from '../support/held-attempts.js';
+import { type ClaimRequest, type ClaimResult, type ClaimStore, type GrantedClaim, RedisKeys, claimStore, occurrenceId } from '../support/internals.js';
+import { TestRedis, uniquePrefix, waitUntil } from '../support/harness.js';
 
 /**
  * The one claim mechanism, straight against Redis: every delivery path (Worker, stream,
  * sweep, reaper, replay, another replica) ends in these scripts, so what they grant is
  * what runs.
  */
-/** The claims a call granted (what these tests check; `firstRecorded` has a test of its own). */
+/** The claims a call granted (what most tests here check; what it recorded first has a test of its own). */
 const grantedOnly = (result: ClaimResult) => result.granted;
 
 describe('ClaimStore', () => {
@@ -34,6 +35,14 @@ describe('ClaimStore', () => {
     expect(members(granted)).toEqual(
       batch.flatMap((r) => r.handlerKeys.map((h) => `${h}@${r.occurrenceId}#1`)).sort(),
     );
+  });
+
+  test('a claim call says which occurrences it recorded first: each one in one call among replicas', async () => {
+    const replicas = [store('a'), store('b')];
+    const batch = ['q:30:100', 'q:31:100'].map((id) => request(id, 'h1'));
+    const results = await Promise.all(replicas.map((replica) => replica.claim(batch, { markerTtlMs: 60_000 })));
+    expect(results.flatMap((r) => r.firstRecorded).sort()).toEqual(['q:30:100', 'q:31:100']);
+    expect((await store('c').claim(batch, { markerTtlMs: 60_000 })).firstRecorded).toEqual([]);
   });
 
   test('one call mixes fresh, held and expired claims; only the free ones are granted', async () => {
@@ -103,7 +112,7 @@ describe('ClaimStore', () => {
     expect(members(await other.claim(batch, { revive: true, markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:8:100#2']);
   });
 
-  test("forget gives up the claims of handlers that do not want the occurrence: this owner's and expired ones, never another's live claim", async () => {
+  test("releaseUnwanted gives up the claims of handlers that do not want the occurrence: this owner's and expired ones, never another's live claim", async () => {
     const owner = store('reader');
     const stale = store('stale', 50);
     const other = store('other');
@@ -137,70 +146,73 @@ describe('ClaimStore', () => {
   });
 
   describe("a Worker's reservation", () => {
-    /** A job hash as BullMQ keeps it: `ats` counts the attempts started, `finishedOn` marks a final one. */
-    const job = async (jobId: string, attemptsStarted: number) => {
-      await redis.redis.hset(`${prefix}:q:${jobId}`, 'ats', attemptsStarted);
-      return { queueName: 'q', jobId, attemptsStarted };
+    /** Attempts of queue `held` that a real Worker holds running until the test fails them (occurrences of queue `q` above are made up). */
+    let attempts: HeldAttempts;
+    /** A job's first attempt, running, reserved by `reserver`, then failed: its failed attempt and occurrence id. */
+    const reservedFailure = async (reserver: ClaimStore) => {
+      const held = await attempts.running();
+      expect(await reserver.reserve(held.attempt)).toBe(true);
+      const finishedOn = await held.fail();
+      return { attempt: held.attempt, id: occurrenceId('held', held.attempt.jobId, finishedOn) };
     };
-    const fail = (jobId: string, finishedOn: number) => redis.redis.hset(`${prefix}:q:${jobId}`, 'finishedOn', finishedOn);
-    /** A job's first attempt, reserved by `reserver` as it starts, then failed (finishedOn 100). */
-    const reservedFailure = async (reserver: ClaimStore, jobId: string) => {
-      const attempt = await job(jobId, 1);
-      expect(await reserver.reserve(attempt)).toBe(true);
-      await fail(jobId, 100);
-      return attempt;
-    };
+
+    beforeAll(() => {
+      attempts = new HeldAttempts(redis, 'held');
+    });
+
+    afterAll(async () => {
+      await attempts.close();
+    });
 
     test('is taken only for the attempt running now, never once it has ended', async () => {
       const worker = store('worker');
-      const attempt = await job('20', 2);
+      const { attempt, fail } = await attempts.running(2);
       expect(await worker.reserve({ ...attempt, attemptsStarted: 1 })).toBe(false);
       expect(await worker.reserve(attempt)).toBe(true);
-      expect(await redis.redis.get(keys.reservation({ queueName: 'q', jobId: '20', attemptsStarted: 2 }))).toBe('worker');
-      await fail('20', 100);
+      expect(await redis.redis.get(keys.reservation({ queueName: 'held', jobId: attempt.jobId, attemptsStarted: 2 }))).toBe('worker');
+      await fail();
       // Its failure may be claimed by now: reserving it after the fact could run it twice.
-      await redis.redis.del(keys.reservation({ queueName: 'q', jobId: '20', attemptsStarted: 2 }));
+      await redis.redis.del(keys.reservation({ queueName: 'held', jobId: attempt.jobId, attemptsStarted: 2 }));
       expect(await worker.reserve(attempt)).toBe(false);
     });
 
-    test("while it lives, others claim in the reserver's name until it ends; the reserver's convert takes them and ends it", async () => {
-      const worker = store('worker', 1000);
+    test("while it lives, others claim in the reserver's name until it ends; the reserver's claimReserved takes them and ends it", async () => {
+      const worker = store('worker', 5000);
       const other = store('other');
-      const attempt = await reservedFailure(worker, '21');
-      const reserved = { ...request('q:21:100', 'h1', 'h2'), failedAttempt: attempt };
+      const { attempt, id } = await reservedFailure(worker);
+      const reserved = { ...request(id, 'h1', 'h2'), failedAttempt: attempt };
 
       expect(await other.claim([reserved], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
-      expect(await redis.redis.hgetall(keys.occurrence('q:21:100'))).toEqual({ 'h:h1': 'run|worker|1', 'h:h2': 'run|worker|1', snapshot: '{}' });
+      expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|worker|1', 'h:h2': 'run|worker|1', snapshot: '{}' });
       // Their leases end with the reservation: should the reserver be gone, they are taken over then.
-      const lease = await redis.redis.zscore(keys.leases, 'h2|q:21:100');
+      const lease = await redis.redis.zscore(keys.leases, `h2|${id}`);
       const [seconds, micros] = await redis.redis.time();
-      expect(Number(lease) - (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000))).toBeLessThanOrEqual(1000);
+      expect(Number(lease) - (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000))).toBeLessThanOrEqual(5000);
 
-      expect(members(await worker.claimReserved([{ ...request('q:21:100', 'h1'), failedAttempt: attempt }], 60_000).then(grantedOnly))).toEqual(['h1@q:21:100#1']);
-      expect(await redis.redis.exists(keys.reservation({ queueName: 'q', jobId: '21', attemptsStarted: 1 }))).toBe(0);
+      expect(members(await worker.claimReserved([{ ...request(id, 'h1'), failedAttempt: attempt }], 60_000).then(grantedOnly))).toEqual([`h1@${id}#1`]);
+      expect(await redis.redis.exists(keys.reservation({ queueName: 'held', jobId: attempt.jobId, attemptsStarted: 1 }))).toBe(0);
       expect(await other.claim([reserved], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
     });
 
     test("the reserver's own claim is granted as usual, and another attempt's reservation changes nothing", async () => {
       const worker = store('worker');
-      const attempt = await reservedFailure(worker, '22');
-      expect(members(await worker.claim([{ ...request('q:22:100', 'h1'), failedAttempt: attempt }], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual([
-        'h1@q:22:100#1',
-      ]);
-      const later = await job('23', 3);
-      await worker.reserve(later);
-      const earlier = { ...request('q:23:100', 'h1'), failedAttempt: { ...later, attemptsStarted: 2 } };
-      expect(members(await store('other').claim([earlier], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:23:100#1']);
+      const { attempt, id } = await reservedFailure(worker);
+      expect(members(await worker.claim([{ ...request(id, 'h1'), failedAttempt: attempt }], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual([`h1@${id}#1`]);
+      // The third attempt of another job runs, reserved; a failure of its second is claimed as usual.
+      const third = await attempts.running(3);
+      expect(await worker.reserve(third.attempt)).toBe(true);
+      const second = { ...request(`held:${third.attempt.jobId}:100`, 'h1'), failedAttempt: { ...third.attempt, attemptsStarted: 2 } };
+      expect(members(await store('other').claim([second], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual([`h1@held:${third.attempt.jobId}:100#1`]);
     });
 
     test('one that lapses unconverted (its process died): the claims taken in its name are taken over once it ends', async () => {
-      const gone = store('gone', 100);
+      const gone = store('gone', 1000);
       const other = store('other');
-      const attempt = await reservedFailure(gone, '24');
-      const reserved = { ...request('q:24:100', 'h1'), failedAttempt: attempt };
+      const { attempt, id } = await reservedFailure(gone);
+      const reserved = { ...request(id, 'h1'), failedAttempt: attempt };
       expect(await other.claim([reserved], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      expect(members(await other.claim([reserved], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:24:100#2']);
+      await waitUntil('the reservation ended', async () => (await redis.redis.exists(keys.reservation({ queueName: 'held', jobId: attempt.jobId, attemptsStarted: 1 }))) === 0);
+      expect(members(await other.claim([reserved], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual([`h1@${id}#2`]);
       // The reserver, back too late, learns that the claim is not its own.
       expect(await gone.claimReserved([reserved], 60_000).then(grantedOnly)).toEqual([]);
     });

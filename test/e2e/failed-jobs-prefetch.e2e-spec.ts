@@ -1,24 +1,26 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { FailureSignal } from '../../lib/classifier/failure-signal.js';
-import type { JobLoader } from '../../lib/classifier/job-loader.js';
-import { streamReplyPairs } from '../../lib/sources/stream/stream-entry.js';
-import { type ReadClaimRules, RedisKeys, claimStore, jobLoader, occurrenceId, readBehind } from '../support/internals.js';
-import { TestRedis, uniquePrefix } from '../support/harness.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
+import type { Job } from 'bullmq';
+import { HeldAttempts } from '../support/held-attempts.js';
+import { type FailureSignal, type JobLoader, type ReadClaimRules, RedisKeys, claimStore, jobKey, jobLoader, occurrenceId, readBehind, streamReplyPairs } from '../support/internals.js';
+import { uniquePrefix, waitUntil } from '../support/harness.js';
+import { specResources } from '../support/spec-resources.js';
 
 /**
  * The stream source's read script, straight against Redis: the failed jobs of what one
  * consumer was handed, with the classifier's answers, and nothing of another consumer's.
+ * The jobs, their failures and the stream entries are BullMQ's own (Workers and a
+ * FlowProducer), not hashes written by hand.
  */
 describe('the read-and-claim script behind each stream read', () => {
   const prefix = uniquePrefix('prefetch');
   const keys = new RedisKeys(prefix, 'test-group');
   const stream = keys.eventsStream('payments');
-  let redis: TestRedis;
+  const spec = specResources(prefix);
   let loader: JobLoader;
 
   /** One consumer: a blocking connection of its own (as each app instance has) and its prefetch. */
   const consumer = (name: string, claimRules?: ReadClaimRules) => {
-    const blocking = redis.connection();
+    const blocking = spec.redis.connection();
     const prefetch = readBehind(blocking, keys, name, ['payments'], loader, claimRules);
     /** A read as the stream source sends it, with the prefetch right behind it. */
     const read = async () => {
@@ -31,43 +33,47 @@ describe('the read-and-claim script behind each stream read', () => {
     };
     return { prefetch, read };
   };
+  const failed = (...jobs: Job[]) =>
+    waitUntil('the jobs failed', async () => (await Promise.all(jobs.map((job) => job.getState()))).every((state) => state === 'failed'));
 
-  beforeAll(async () => {
-    redis = new TestRedis(prefix);
-    loader = jobLoader(redis.connection(), keys);
-    await redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
+  beforeAll(() => {
+    loader = jobLoader(spec.redis.connection(), keys);
+  });
+
+  beforeEach(async () => {
+    // Each test's keys are deleted after it: the group starts again at the stream's end.
+    await spec.redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
   });
 
   afterAll(async () => {
     await loader.close();
-    await redis.close();
   });
 
   test("returns the failed jobs of the entries this consumer was handed, with the classifier's answers, and none of another's", async () => {
-    const queue = redis.queue('payments');
-    const plain = await queue.add('charge', { amount: 10 });
-    const parent = await queue.add('settle', {});
-    const parentKey = keys.job('payments', parent.id as string);
-    const childKey = keys.job('stock', 'c1');
-    await redis.redis.hset(parentKey, 'failedReason', `child ${childKey} failed`, 'finishedOn', 5);
-    await redis.redis.zadd(`${parentKey}:unsuccessful`, 1, childKey);
-    await redis.redis.xadd(stream, '*', 'event', 'active', 'jobId', plain.id as string);
-    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', plain.id as string, 'failedReason', 'declined');
-    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', parent.id as string);
+    spec.worker('payments');
+    spec.worker('stock');
+    const plain = await spec.redis.queue('payments').add('charge', { amount: 10, fail: true, reason: 'declined' });
+    // A parent its failParentOnFailure child failed: BullMQ names the child in its reason and keeps it in :unsuccessful.
+    const flow = await spec.redis.flows.add({
+      name: 'settle',
+      queueName: 'payments',
+      children: [{ name: 'reserve', queueName: 'stock', data: { fail: true }, opts: { failParentOnFailure: true } }],
+    });
+    await failed(plain, flow.job);
+    const parentKey = jobKey(prefix, 'payments', flow.job.id as string);
+    const childKey = jobKey(prefix, 'stock', flow.children?.[0].job.id as string);
 
     const a = consumer('a');
     const b = consumer('b');
     const first = await a.read();
     const found = first.found;
-    expect([...found.keys()].sort()).toEqual([keys.job('payments', plain.id as string), parentKey].sort());
-    const plainJob = found.get(keys.job('payments', plain.id as string));
-    expect(plainJob?.job).toMatchObject({ id: plain.id, name: 'charge', data: { amount: 10 } });
+    expect([...found.keys()].sort()).toEqual([jobKey(prefix, 'payments', plain.id as string), parentKey].sort());
+    const plainJob = found.get(jobKey(prefix, 'payments', plain.id as string));
+    expect(plainJob?.job).toMatchObject({ id: plain.id, name: 'charge', data: { amount: 10 }, failedReason: 'declined' });
     const none = { completed: [], failed: [], ignored: [], pending: [], truncated: false };
     expect(plainJob?.facts).toEqual({ namedChild: undefined, children: none });
-    expect(found.get(parentKey)?.facts).toEqual({
-      namedChild: { key: childKey, failed: true },
-      children: { ...none, failed: [{ queueName: 'stock', jobId: 'c1', key: childKey, failedReason: '' }] },
-    });
+    const child = { queueName: 'stock', jobId: flow.children?.[0].job.id, key: childKey, jobName: 'reserve', failedReason: 'reserve failed' };
+    expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, children: { ...none, failed: [child] } });
     await a.prefetch.received(first.pairs, []);
 
     // Another consumer was handed none of these entries; this one has nothing new past them.
@@ -88,19 +94,20 @@ describe('the read-and-claim script behind each stream read', () => {
   });
 
   test('with claim rules, takes the claims of each terminal failure it reads, under the rules of every other claim', async () => {
-    const queue = redis.queue('payments');
-    const failed = await queue.add('charge', {});
-    const retrying = await queue.add('charge', {});
-    await redis.redis.hset(keys.job('payments', failed.id as string), 'failedReason', 'declined', 'finishedOn', 1234);
-    await redis.redis.hset(keys.job('payments', retrying.id as string), 'failedReason', 'declined'); // not terminal: no finishedOn
-    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', failed.id as string);
-    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', retrying.id as string);
-    const reader = claimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
+    const worker = spec.worker('payments');
+    const queue = spec.redis.queue('payments');
+    const [terminal, retried] = await Promise.all([queue.add('charge', { fail: true }), queue.add('charge', { fail: true })]);
+    await failed(terminal, retried);
+    // Retried before the stream was read: its entry says failed, the job no longer is (and stays waiting).
+    await worker.close();
+    await retried.retry('failed');
+    const finishedOn = (await queue.getJob(terminal.id as string))?.finishedOn as number;
+    const reader = claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
     const { read, prefetch } = consumer('d', { store: reader, handlers: () => ['h1', 'h2'] });
 
     const { pairs, found } = await read();
-    const id = occurrenceId('payments', failed.id as string, 1234);
-    expect(found.get(keys.job('payments', failed.id as string))?.claimed).toEqual({
+    const id = occurrenceId('payments', terminal.id as string, finishedOn);
+    expect(found.get(jobKey(prefix, 'payments', terminal.id as string))?.claimed).toEqual({
       occurrenceId: id,
       granted: [
         { occurrenceId: id, handlerKey: 'h1', attempt: 1 },
@@ -108,30 +115,27 @@ describe('the read-and-claim script behind each stream read', () => {
       ],
       firstRecorded: true,
     });
-    expect(found.get(keys.job('payments', retrying.id as string))?.claimed).toBeUndefined();
-    const signals: FailureSignal[] = [failed, retrying].map((job) => ({ source: 'stream', queueName: 'payments', jobId: job.id as string }));
+    expect(found.get(jobKey(prefix, 'payments', retried.id as string))?.claimed).toBeUndefined();
+    const signals: FailureSignal[] = [terminal, retried].map((job) => ({ source: 'stream', queueName: 'payments', jobId: job.id as string }));
     await prefetch.received(pairs, signals, Promise.resolve(found));
     expect(signals.map((signal) => signal.claimed?.granted.length)).toEqual([2, undefined]);
 
     // The read took them in the same occurrence, leases and states as the claim script: nobody gets them again.
-    const other = claimStore(redis.connection(), keys, 'other', 60_000, 60_000);
+    const other = claimStore(spec.redis.connection(), keys, 'other', 60_000, 60_000);
     expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual({ granted: [], firstRecorded: [] });
-    expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
+    expect(await spec.redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
   });
 
   test("a failure a Worker reserved is claimed in that Worker's name, not granted to the read", async () => {
-    const failed = await redis.queue('payments').add('charge', {});
-    const key = keys.job('payments', failed.id as string);
-    await redis.redis.hset(key, 'ats', 1);
-    const attempt = { queueName: 'payments', jobId: failed.id as string, attemptsStarted: 1 };
-    expect(await claimStore(redis.connection(), keys, 'worker', 60_000, 60_000).reserve(attempt)).toBe(true);
-    await redis.redis.hset(key, 'failedReason', 'declined', 'finishedOn', 1234);
-    await redis.redis.xadd(stream, '*', 'event', 'failed', 'jobId', failed.id as string);
-    const reader = claimStore(redis.connection(), keys, 'reader', 60_000, 60_000);
+    const attempts = spec.closeAfter(new HeldAttempts(spec.redis, 'payments'));
+    const held = await attempts.running();
+    expect(await claimStore(spec.redis.connection(), keys, 'worker', 60_000, 60_000).reserve(held.attempt)).toBe(true);
+    const finishedOn = await held.fail();
+    const reader = claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
     const { read } = consumer('e', { store: reader, handlers: () => ['h1'] });
 
-    const id = occurrenceId('payments', failed.id as string, 1234);
-    expect((await read()).found.get(key)?.claimed).toEqual({ occurrenceId: id, granted: [], firstRecorded: true });
-    expect(await redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|worker|1' });
+    const id = occurrenceId('payments', held.attempt.jobId, finishedOn);
+    expect((await read()).found.get(jobKey(prefix, 'payments', held.attempt.jobId))?.claimed).toEqual({ occurrenceId: id, granted: [], firstRecorded: true });
+    expect(await spec.redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|worker|1' });
   });
 });

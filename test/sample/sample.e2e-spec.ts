@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { freePort, hasRedisServerBinary, redisAnswers } from '../support/redis-server.mjs';
+import { hasRedisServerBinary, holdPort, redisAnswers } from '../support/redis-server.mjs';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const COMPILED_SAMPLE = join(REPO, 'sample', 'dist', 'main.js');
@@ -107,8 +107,8 @@ describe('the sample order service', () => {
   // The two tests below run the sample compiled by the first one.
 
   (hasRedisServerBinary() ? test : test.skip)('starts a redis-server of its own when none answers, and stops it after', async () => {
-    const port = await freePort();
-    const result = await run(process.execPath, [COMPILED_SAMPLE], { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}` }, 60_000);
+    const { port, release } = await holdPort();
+    const result = await run(process.execPath, [COMPILED_SAMPLE], { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}` }, 60_000).finally(release);
     expect({ code: result.code, output: result.output }).toMatchObject({ code: 0 });
     expect(result.output).toMatch(/^Redis 127\.0\.0\.1:\d+ \(started for this run\)/m);
     expect(result.output).toMatch(/^summary: .*each handled once/m);
@@ -117,7 +117,7 @@ describe('the sample order service', () => {
   }, 60_000);
 
   test('explains how to get Redis and exits non-zero when there is no Redis and no redis-server', async () => {
-    const port = await freePort();
+    const { port, release } = await holdPort();
     const emptyPath = mkdtempSync(join(tmpdir(), 'sample-no-redis-'));
     try {
       const env = { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}`, PATH: emptyPath };
@@ -126,6 +126,7 @@ describe('the sample order service', () => {
       expect(result.output).toContain(`nothing answered at redis://127.0.0.1:${port}`);
       expect(result.output).toContain('REDIS_URL=redis://host:port npm run sample');
     } finally {
+      await release();
       rmSync(emptyPath, { recursive: true, force: true });
     }
   }, 30_000);

@@ -2,17 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { type ConsoleLoggerOptions, type INestApplicationContext, Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
-import { FlowProducer, type Job, type JobNode, Queue, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
+import { FlowProducer, type Job, type JobNode, type JobsOptions, Queue, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import {
-  FlowFailureModule,
-  FlowFailureService,
-  OnChildFailed,
-  OnParentFailed,
-  type FlowFailureEvent,
-  type FlowFailureModuleOptions,
-  type LiveSource,
-} from 'nestjs-flow-failure';
+import { FlowFailureModule, FlowFailureService, type FlowFailureEvent, type FlowFailureModuleOptions, type LiveSource } from 'nestjs-flow-failure';
+import { type HandlerDecorations, handlerClass } from './handler-class.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -72,7 +65,14 @@ export interface HandlerRun {
 /** Handlers in the tests write here; tests wait on it. */
 @Injectable()
 export class EventLog {
+  /** Completed runs, in the order they completed. */
   readonly runs: HandlerRun[] = [];
+  /** Runs that have started, completed or not. */
+  readonly started: HandlerRun[] = [];
+  /** Handlers running right now, and the most that ever ran at once. */
+  running = 0;
+  maxRunning = 0;
+  private gate?: { opened: Promise<void>; open: () => void };
 
   record(handler: string, event: FlowFailureEvent): void {
     this.runs.push({ handler, event });
@@ -81,40 +81,67 @@ export class EventLog {
   of(handler: string): FlowFailureEvent[] {
     return this.runs.filter((run) => run.handler === handler).map((run) => run.event);
   }
+
+  /** From now on, handlers that `run` wait (mid-run, holding their claims) until `release()`. */
+  hold(): void {
+    if (this.gate) return;
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    this.gate = { opened, open };
+  }
+
+  release(): void {
+    this.gate?.open();
+    this.gate = undefined;
+  }
+
+  /** A handler's body: counted as running, waits at the gate if held, takes `delayMs`, then records. */
+  async run(handler: string, event: FlowFailureEvent, delayMs = 0): Promise<void> {
+    this.started.push({ handler, event });
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    try {
+      await this.gate?.opened;
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      this.record(handler, event);
+    } finally {
+      this.running--;
+    }
+  }
+}
+
+/**
+ * What the throwing handlers of one test app do: throw for every job while `all`, else for
+ * the jobs in `jobs`. Each app has its own (a test fixes a handler in one app only), so no
+ * static flag outlives a test.
+ */
+@Injectable()
+export class Breakage {
+  all = true;
+  readonly jobs = new Set<string>();
+
+  /** Throws `message` if the handler is broken for this job. */
+  check(jobId: string, message: string): void {
+    if (this.all || this.jobs.has(jobId)) throw new Error(message);
+  }
+
+  /** Fixed for every job but these. */
+  fixExcept(...jobIds: string[]): void {
+    this.all = false;
+    this.jobs.clear();
+    jobIds.forEach((id) => this.jobs.add(id));
+  }
 }
 
 /**
  * A handler class that records every event it gets in the EventLog, as 'parent' and 'child'.
  * `true` declares the handler with no argument; leaving a key out declares none. With
- * `delayMs`, each handler takes that long before it records (a slow handler). With `as`,
- * the class is a second one of its own (`<as>Handlers`) that records as `<as>` and `<as>:child`.
+ * `delayMs`, each handler takes that long before it records (a slow handler); `log.hold()`
+ * makes them wait until released. With `as`, the class is a second one of its own
+ * (`<as>Handlers`) that records as `<as>` and `<as>:child`.
  */
-export function recordingHandlers(
-  decorate: {
-    parent?: true | Parameters<typeof OnParentFailed>[0];
-    child?: true | Parameters<typeof OnChildFailed>[0];
-  },
-  { delayMs = 0, as }: { delayMs?: number; as?: string } = {},
-): Type {
-  @Injectable()
-  class RecordingHandlers {
-    constructor(private readonly log: EventLog) {}
-
-    async parent(event: FlowFailureEvent) {
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      this.log.record(as ?? 'parent', event);
-    }
-
-    async child(event: FlowFailureEvent) {
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      this.log.record(as ? `${as}:child` : 'child', event);
-    }
-  }
-  const method = (name: 'parent' | 'child') => Object.getOwnPropertyDescriptor(RecordingHandlers.prototype, name) as PropertyDescriptor;
-  if (decorate.parent) OnParentFailed(decorate.parent === true ? undefined : decorate.parent)(RecordingHandlers.prototype, 'parent', method('parent'));
-  if (decorate.child) OnChildFailed(decorate.child === true ? undefined : decorate.child)(RecordingHandlers.prototype, 'child', method('child'));
-  if (as) Object.defineProperty(RecordingHandlers, 'name', { value: `${as}Handlers` });
-  return RecordingHandlers;
+export function recordingHandlers(decorate: HandlerDecorations, { delayMs = 0, as }: { delayMs?: number; as?: string } = {}): Type {
+  return handlerClass(decorate, (handler, event, log) => log.run(as ? (handler === 'parent' ? as : `${as}:child`) : handler, event, delayMs), EventLog, as);
 }
 
 /** Keeps what the app logs, and prints it only when TEST_LOGS is set. */
@@ -176,7 +203,7 @@ export function testAppModule(spec: AppSpec): Type {
   ];
   @Module({
     imports,
-    providers: [EventLog, ...processors.map((q) => behaviourProcessor(q, spec.workerOptions)), ...(spec.handlers ?? [])],
+    providers: [EventLog, Breakage, ...processors.map((q) => behaviourProcessor(q, spec.workerOptions)), ...(spec.handlers ?? [])],
   })
   class TestAppModule {}
   return TestAppModule;
@@ -185,7 +212,10 @@ export function testAppModule(spec: AppSpec): Type {
 export async function startApp(spec: AppSpec): Promise<TestApp> {
   const logger = new CapturingLogger();
   const app = await NestFactory.createApplicationContext(testAppModule(spec), { logger });
-  return { app, log: app.get(EventLog), logger, flowFailure: app.get(FlowFailureService), close: () => app.close() };
+  let closing: Promise<void> | undefined;
+  // Once: a test may close an app itself, and its resources close whatever is left after it.
+  const close = () => (closing ??= app.close());
+  return { app, log: app.get(EventLog), logger, flowFailure: app.get(FlowFailureService), close };
 }
 
 /** The FlowProducer and Redis client a test drives the queues with, from outside the apps. */
@@ -238,6 +268,11 @@ export class TestRedis {
     return worker;
   }
 
+  /** `count` failing children under parents (see addFailingChildren); their ids. */
+  failChildren(count = 1, child: ChildSpec = {}): Promise<string[]> {
+    return addFailingChildren(this.flows, count, child);
+  }
+
   /** A connection of its own (as each app instance has its own), closed with this. */
   connection(): Redis {
     const connection = this.redis.duplicate();
@@ -245,14 +280,15 @@ export class TestRedis {
     return connection;
   }
 
+  /** Every key matching `pattern` (a SCAN pattern), however many SCAN pages they take on a busy Redis. */
+  keys(pattern: string): Promise<string[]> {
+    return scanKeys(this.redis, pattern);
+  }
+
   /** Deletes this prefix's keys, and nothing else. */
   async cleanup(): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await this.redis.unlink(...keys);
-    } while (cursor !== '0');
+    const keys = await this.keys(`${this.prefix}:*`);
+    for (let from = 0; from < keys.length; from += 1000) await this.redis.unlink(...keys.slice(from, from + 1000));
   }
 
   async close(): Promise<void> {
@@ -263,6 +299,70 @@ export class TestRedis {
     await this.flows.close();
     await this.redis.quit();
   }
+}
+
+/** A child of addFailingChildren: its name, data (what its processor does) and options. */
+export interface ChildSpec {
+  name?: string;
+  data?: JobBehaviour;
+  opts?: JobsOptions;
+}
+
+/**
+ * `count` parents (queue `parents`), each with one child (queue `children`) that fails
+ * (data `{ fail: true }` unless given) under ignoreDependencyOnFailure unless `opts` say
+ * otherwise: the parents go on. Resolves with the children's ids once they are added.
+ */
+export async function addFailingChildren(flows: FlowProducer, count = 1, child: ChildSpec = {}): Promise<string[]> {
+  const nodes = await flows.addBulk(
+    Array.from({ length: count }, () => ({
+      name: 'parent',
+      queueName: 'parents',
+      children: [{ name: child.name ?? 'child', queueName: 'children', data: child.data ?? { fail: true }, opts: { ignoreDependencyOnFailure: true, ...child.opts } }],
+    })),
+  );
+  return nodes.map((node) => node.children?.[0].job.id as string);
+}
+
+/** The job ids of a three-level cascade (addCascade). */
+export interface CascadeIds {
+  top: string;
+  middle: string;
+  leaf: string;
+}
+
+/**
+ * A three-level failParentOnFailure cascade: job `top` (queue `top`) waits on `middle`
+ * (queue `middle`), which waits on `leaf` (queue `leaf`), which fails with `reason`;
+ * `leafOpts` are added to the leaf's options.
+ */
+export async function addCascade(flows: FlowProducer, leafOpts: JobsOptions = {}, reason = 'disk full'): Promise<CascadeIds> {
+  const flow = await flows.add({
+    name: 'top',
+    queueName: 'top',
+    children: [
+      {
+        name: 'middle',
+        queueName: 'middle',
+        opts: { failParentOnFailure: true },
+        children: [{ name: 'leaf', queueName: 'leaf', data: { fail: true, reason }, opts: { failParentOnFailure: true, ...leafOpts } }],
+      },
+    ],
+  });
+  const middle = flow.children?.[0];
+  return { top: flow.job.id as string, middle: middle?.job.id as string, leaf: middle?.children?.[0].job.id as string };
+}
+
+/** Every key matching `pattern` (a SCAN pattern): all of SCAN's pages, each key once. */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return [...new Set(found)].sort(); // SCAN may return a key twice
 }
 
 /** Polls until `check` holds; fails with `what` when it still does not after `timeoutMs`. */

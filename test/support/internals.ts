@@ -1,20 +1,46 @@
+/**
+ * The one place tests reach past the public API (`lib/index.js`) into the module's files.
+ * When a file under lib/ moves, only this file changes. Each export is here because a test
+ * needs it: the claim scripts and the stream's read script tested straight against Redis,
+ * the unit tests of pure functions, and the few observations below that no public API gives.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { INestApplicationContext } from '@nestjs/common';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ClaimStore } from '../../lib/claims/claim.store.js';
+import { parseClaimMember } from '../../lib/claims/formats.js';
 import { LuaScripts } from '../../lib/claims/lua-scripts.js';
 import { ReadAndClaim } from '../../lib/claims/read-and-claim.js';
 import { CHILDREN_PER_GROUP, FlowChildrenReader } from '../../lib/classifier/flow-children.js';
 import { JobLoader } from '../../lib/classifier/job-loader.js';
-import { RedisKeys } from '../../lib/redis/redis-keys.js';
+import { DIAGNOSTICS_CHANNELS, type ReservationMessage } from '../../lib/diagnostics.js';
+import type { ReservationUse } from '../../lib/dispatcher/worker-reservations.js';
+import type { DeadLetter } from '../../lib/index.js';
+import { type JobAttempt, RedisKeys, deadLetterQueueName } from '../../lib/redis/redis-keys.js';
+import { FlowFailureRuntime } from '../../lib/runtime/flow-failure.runtime.js';
 import { ReadBehind } from '../../lib/sources/stream/read-behind.js';
+import { StreamPositions } from '../../lib/sources/stream/stream-position.js';
 
-/**
- * The module's parts that tests drive straight against Redis, built in this one place (as
- * the runtime builds them), so a change of their wiring is one change here.
- */
-export { RedisKeys } from '../../lib/redis/redis-keys.js';
-export { ClaimStore } from '../../lib/claims/claim.store.js';
+export { parseClaimMember } from '../../lib/claims/formats.js';
+export { claimMember, occurrenceId, parseOccurrenceId } from '../../lib/claims/formats.js';
 export type { ClaimRequest, ClaimResult, GrantedClaim } from '../../lib/claims/claim.types.js';
-export { claimMember, occurrenceId, parseClaimMember } from '../../lib/claims/formats.js';
+export { ClaimStore } from '../../lib/claims/claim.store.js';
+export type { FailureSignal } from '../../lib/classifier/failure-signal.js';
+export type { JobLoader } from '../../lib/classifier/job-loader.js';
+export { parentPolicyOf } from '../../lib/classifier/parent-policy.js';
+export { RecentFailures } from '../../lib/classifier/recent-failures.js';
+export { HandlerMetadataAccessor } from '../../lib/discovery/handler-metadata.accessor.js';
+export { filterMatches } from '../../lib/discovery/handler-filter.js';
+export { resolveConfig } from '../../lib/flow-failure.config.js';
+export { RedisKeys, jobKey, type JobAttempt } from '../../lib/redis/redis-keys.js';
+export { parseStreamEntry, streamReplyPairs } from '../../lib/sources/stream/stream-entry.js';
+export type { ReservationUse };
+
+/** The default consumer group's keys under a prefix (what an app with no `consumerGroup` option writes). */
+export function moduleKeys(prefix: string, group = 'flow-failure'): RedisKeys {
+  return new RedisKeys(prefix, group);
+}
 
 export function claimStore(connection: Redis, keys: RedisKeys, owner: string, leaseMs: number, dedupTtlMs: number): ClaimStore {
   return new ClaimStore(connection, new LuaScripts(connection), keys, owner, leaseMs, dedupTtlMs, dedupTtlMs);
@@ -32,7 +58,7 @@ export interface ReadClaimRules {
 
 /**
  * The stream source's script behind each read, for one consumer on its own blocking
- * connection; it asks whether failed jobs had children, and claims when `claims` is given.
+ * connection; it reads failed jobs' children, and claims when `claims` is given.
  */
 export function readBehind(blocking: Redis, keys: RedisKeys, consumer: string, queues: readonly string[], loader: JobLoader, claims?: ReadClaimRules): ReadBehind {
   const streams = queues.map((queueName) => ({
@@ -43,4 +69,74 @@ export function readBehind(blocking: Redis, keys: RedisKeys, consumer: string, q
   }));
   const script = new ReadAndClaim(new LuaScripts(blocking), keys, consumer, streams, claims?.store.readClaimArgs(), CHILDREN_PER_GROUP);
   return new ReadBehind(script, keys, loader, new FlowChildrenReader(new LuaScripts(blocking), keys));
+}
+
+/** The name this app instance's claims and reservations carry in Redis. */
+export function ownerOf(app: INestApplicationContext): string {
+  return app.get(FlowFailureRuntime).owner;
+}
+
+/** Claims not settled yet (running, backing off, parked, or left by a process that stopped): what could still be taken over. */
+export async function heldClaims(redis: Redis, keys: RedisKeys): Promise<string[]> {
+  return redis.zrange(keys.leases, '0', '-1');
+}
+
+/** The dead letters of a consumer group as stored (what FlowFailureService.getDeadLetters() lists), for processes the test has no app of. */
+export async function deadLetterRecords(redis: Redis, keys: RedisKeys): Promise<DeadLetter[]> {
+  const connection = redis.duplicate();
+  const queue = new Queue(deadLetterQueueName(keys.group), { connection, prefix: keys.prefix });
+  try {
+    const jobs = await queue.getFailed(0, -1);
+    return jobs.map((job) => ({ ...job.data, lastError: job.failedReason, failedAt: job.finishedOn ?? job.timestamp }) as DeadLetter);
+  } finally {
+    await queue.close();
+    await connection.quit();
+  }
+}
+
+/** The time (ms) up to which the sweep has read a queue's failed set; undefined before its first sweep. */
+export async function sweptUpTo(redis: Redis, keys: RedisKeys, queueName: string): Promise<number | undefined> {
+  const checkpoint = await redis.get(keys.sweepCheckpoint(queueName));
+  return checkpoint === null ? undefined : Number(checkpoint);
+}
+
+/** True when no claim is held and the group has read and acknowledged every entry of each queue's events stream. */
+export async function moduleQuiet(redis: Redis, keys: RedisKeys, queues: readonly string[]): Promise<boolean> {
+  if ((await redis.zcard(keys.leases)) > 0) return false;
+  const positions = new StreamPositions(redis, keys);
+  for (const queue of queues) {
+    if (!(await positions.read(queue))?.caughtUp) return false;
+  }
+  return true;
+}
+
+/** A claim's state in its occurrence hash (`run|<owner>|<attempt>`, `wait|<n>`, `done`, `dead|<n>`, `discarded`), by claim member. */
+export async function claimStates(redis: Redis, keys: RedisKeys, members: readonly string[]): Promise<(string | null)[]> {
+  const claims = members.map(parseClaimMember);
+  return Promise.all(claims.map((claim) => (claim ? redis.hget(keys.occurrence(claim.occurrenceId), `h:${claim.handlerKey}`) : null)));
+}
+
+/** What an app instance's Workers reserved as they started flow jobs, and how each reported failure used its reservation. */
+export interface ReservationLog {
+  reserved: JobAttempt[];
+  /** `queue:jobId` -> what the failure did: 'run-now' (handlers before the claim), 'claim-first' (too late for that), 'none'. */
+  used: Map<string, ReservationUse>;
+  stop(): void;
+}
+
+/**
+ * Watches an app's Worker reservations through the module's `reservation` diagnostics
+ * channel: which attempts its Workers reserved, and which path each failure they reported took.
+ */
+export function watchReservations(app: INestApplicationContext): ReservationLog {
+  const owner = ownerOf(app);
+  const log: ReservationLog = { reserved: [], used: new Map(), stop: () => diagnosticsChannel.unsubscribe(DIAGNOSTICS_CHANNELS.reservation, listener) };
+  const listener = (message: unknown) => {
+    const { owner: from, attempt, use } = message as ReservationMessage;
+    if (from !== owner) return;
+    if (use === undefined) log.reserved.push(attempt);
+    else log.used.set(`${attempt.queueName}:${attempt.jobId}`, use);
+  };
+  diagnosticsChannel.subscribe(DIAGNOSTICS_CHANNELS.reservation, listener);
+  return log;
 }

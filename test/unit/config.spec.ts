@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { FlowFailureConfigError } from '../../lib/errors/index.js';
-import { resolveConfig } from '../../lib/flow-failure.config.js';
+import { FlowFailureConfigError } from '../../lib/index.js';
+import { resolveConfig } from '../support/internals.js';
 
 describe('resolveConfig', () => {
   test('fills in the documented defaults', () => {

@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
 import { OnChildFailed, OnParentFailed } from '../../lib/index.js';
-import { HandlerMetadataAccessor } from '../../lib/discovery/handler-metadata.accessor.js';
-import { filterMatches } from '../../lib/discovery/handler-filter.js';
+import { filterMatches, HandlerMetadataAccessor } from '../support/internals.js';
 
 class Handlers {
   @OnParentFailed('orders')

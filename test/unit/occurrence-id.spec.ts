@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { occurrenceId, parseOccurrenceId } from '../../lib/claims/formats.js';
+import { occurrenceId, parseOccurrenceId } from '../support/internals.js';
 
 describe('parseOccurrenceId', () => {
   test('gives back the parts occurrenceId joined, a job id with colons included', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { parentPolicyOf } from '../../lib/classifier/parent-policy.js';
+import { parentPolicyOf } from '../support/internals.js';
 
 describe('parentPolicyOf', () => {
   const parent = { id: '1', queueKey: 'bull:orders' };

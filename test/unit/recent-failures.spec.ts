@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { RecentFailures } from '../../lib/classifier/recent-failures.js';
+import { RecentFailures } from '../support/internals.js';
 
 const KEY = 'bull:orders:1';
 const FINISHED_ON = 1_795_700_000_000;

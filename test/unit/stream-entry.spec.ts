@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { parseStreamEntry, streamReplyPairs } from '../../lib/sources/stream/stream-entry.js';
+import { parseStreamEntry, streamReplyPairs } from '../support/internals.js';
 
 describe('parseStreamEntry', () => {
   test('a failed event becomes a signal', () => {

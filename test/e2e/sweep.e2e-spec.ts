@@ -1,0 +1,80 @@
+import 'reflect-metadata';
+import { describe, expect, test } from '@jest/globals';
+import type { ChildFailedEvent } from '../../lib/index.js';
+import { type TestApp, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
+import { moduleKeys, sweptUpTo } from '../support/internals.js';
+import { specResources } from '../support/spec-resources.js';
+
+/** How long the sweep leaves a failure to the live sources (SweepSource's grace). */
+const GRACE_MS = 5000;
+
+/**
+ * The sweep of the failed sets: what the live sources did not deliver, it does, every
+ * sweepIntervalMs. The apps here have no Worker of their own; plain Workers fail the jobs.
+ */
+describe('the sweep', () => {
+  const prefix = uniquePrefix('sweep');
+  const stream = moduleKeys(prefix).eventsStream('children');
+  const spec = specResources(prefix);
+  const handlers = [recordingHandlers({ child: true })];
+
+  async function failChildren(count: number): Promise<string[]> {
+    const ids = await spec.redis.failChildren(count);
+    const queue = spec.redis.queue('children');
+    await waitUntil(`${count} children failed`, async () => (await Promise.all(ids.map((id) => queue.getJobState(id)))).every((s) => s === 'failed'));
+    return ids;
+  }
+  const childIds = (app: TestApp) => app.log.of('child').map((e) => e.jobId).sort();
+
+  test('alone (no live source), it delivers a failure by a sweep after the grace, every sweepIntervalMs; sweepIntervalMs: 0 sweeps nothing', async () => {
+    spec.worker('parents');
+    spec.worker('children');
+    // Two services on the same queues, each in its own consumer group: one sweeps every second, one never.
+    const only = (consumerGroup: string, sweepIntervalMs: number) =>
+      spec.start({ withoutBull: true, handlers, options: { queues: ['parents', 'children'], sources: [], consumerGroup, sweepIntervalMs } });
+    const [sweeping, off] = await Promise.all([only('sweeping', 1000), only('off', 0)]);
+    // It fails after both started: their first sweeps, at start, were too early for it.
+    const [child] = await failChildren(1);
+
+    // After the grace, within a few intervals of 1 s; with the default interval (30 s) it would be far later.
+    await waitUntil('the sweep delivered it', () => sweeping.log.runs.length === 1, GRACE_MS + 5 * 1000);
+    await settle(sweeping, off);
+    expect((sweeping.log.of('child') as ChildFailedEvent[]).map((e) => [e.jobId, e.source])).toEqual([[child, 'sweep']]);
+    // The same failure, the same rules, the same time: the other service never swept.
+    expect(off.log.runs).toEqual([]);
+    expect(await sweptUpTo(spec.redis.redis, moduleKeys(prefix, 'off'), 'children')).toBeUndefined();
+  });
+
+  test('entries trimmed from the stream while no app ran: one warning with the queue and the span, and the sweep delivers every failure once', async () => {
+    spec.worker('parents');
+    spec.worker('children');
+    const options = { queues: ['parents', 'children'], sweepIntervalMs: 1000 };
+    // The group reads up to a first failure, then the app stops.
+    const first = await spec.start({ withoutBull: true, handlers, options });
+    await failChildren(1);
+    await waitUntil('the first failure read', () => first.log.runs.length === 1);
+    await settle(first);
+    await first.close();
+
+    // While it is down: failures, and the stream trimmed to its last 3 entries (as its maxLen would).
+    const lost = await failChildren(20);
+    await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
+    const firstLost = Math.min(...(await Promise.all(lost.map(async (id) => (await spec.redis.queue('children').getJob(id))?.finishedOn as number))));
+
+    const app = await spec.start({ withoutBull: true, handlers, options });
+    await waitUntil('every failure delivered', () => app.log.runs.length === 20, GRACE_MS + 10_000);
+    // Sweeps and stream reads go on (each looks at the gap again): still one warning.
+    await waitUntil('a later sweep', async () => ((await sweptUpTo(spec.redis.redis, moduleKeys(prefix), 'children')) ?? 0) > firstLost + 1000, 10_000);
+    await settle(app);
+    expect(childIds(app)).toEqual([...lost].sort());
+    expect(app.log.of('child').some((e) => e.source === 'sweep')).toBe(true);
+    const gaps = app.logger.lines.filter((line) => line.level === 'warn' && /trimmed past \d+ entries/.test(line.message));
+    expect(gaps).toHaveLength(1);
+    expect(gaps[0].message).toMatch(/^The events stream of children was trimmed past \d+ entries the group had not read, written from (\S+) to (\S+) \((\d+) s\)/);
+    // The span runs from where the group stopped to the first entry left: it covers the lost failures.
+    const [, from, to, seconds] = /from (\S+) to (\S+) \((\d+) s\)/.exec(gaps[0].message) as RegExpExecArray;
+    expect(Date.parse(from)).toBeLessThanOrEqual(firstLost);
+    expect(Date.parse(to)).toBeGreaterThanOrEqual(firstLost);
+    expect(Number(seconds)).toBe(Math.round((Date.parse(to) - Date.parse(from)) / 1000));
+  });
+});
