@@ -68,6 +68,8 @@ export const MESSAGES = {
   deadLetter: (handler: string, occurrenceId: string, attempts: number, id: string, lastError: string) =>
     `${handler} failed for occurrence ${occurrenceId} after ${attempts} attempts; kept as dead letter ${id}: ${lastError}`,
   handlerTimedOut: (timeoutMs: number) => `timed out after ${timeoutMs} ms (handlerTimeoutMs)`,
+  retryNotResumed: (handler: string, occurrenceId: string, error: unknown) =>
+    `Could not take back the retry of ${handler} for ${occurrenceId}: ${describeError(error)}; it is taken over once its lease ends`,
   holderStopped: () => 'the process running this handler stopped before it finished',
   settledCheckFailed: (count: number, error: unknown) =>
     `Could not tell whether ${count} failed parent(s) are settled: ${describeError(error)}; looking again in a second`,

@@ -141,7 +141,7 @@ export class ClaimStore {
       const keys = [this.keys.leases, ...chunk.map(({ claim }) => this.keys.occurrence(claim.occurrenceId))];
       const args: ScriptArg[] = [this.owner, this.dedupTtlMs, this.deadLetterTtlMs];
       for (const { claim, settlement } of chunk) {
-        args.push(claim.handlerKey, claim.occurrenceId, settlement.outcome, settlement.outcome === 'retry' ? settlement.nextAttempt : '');
+        args.push(claim.handlerKey, claim.occurrenceId, settlement.outcome);
       }
       this.scripts.run('settle', keys, args).then(
         (reply) => chunk.forEach(({ resolve }, i) => resolve((reply as number[])[i] === 1)),
@@ -151,14 +151,14 @@ export class ClaimStore {
   }
 
   /**
-   * Parks claims of this owner whose handler waits for pending children: each is looked at
-   * again, by whichever replica, `delayMs` from now (park.lua). @returns for each, whether it was still ours
+   * Parks claims of this owner (park.lua): a handler waiting for its backoff, or for pending
+   * children. Anyone may take one `delayMs` from now; this owner sooner. @returns for each, whether it was still ours
    */
-  async park(claims: readonly (HeldClaim & { delayMs: number })[]): Promise<boolean[]> {
+  async park(claims: readonly (HeldClaim & { delayMs: number; attemptsMade: number })[]): Promise<boolean[]> {
     const parked: boolean[] = [];
     for (const chunk of chunks(claims, KEYS_PER_CALL)) {
       const keys = [this.keys.leases, ...chunk.map((c) => this.keys.occurrence(c.occurrenceId))];
-      const args = [this.owner, ...chunk.flatMap((c) => [c.handlerKey, c.occurrenceId, c.delayMs])];
+      const args = [this.owner, ...chunk.flatMap((c) => [c.handlerKey, c.occurrenceId, c.delayMs, c.attemptsMade])];
       parked.push(...((await this.scripts.run('park', keys, args)) as number[]).map((flag) => flag === 1));
     }
     return parked;

@@ -45,7 +45,7 @@ export interface UnwantedClaims {
   handlerKeys: readonly string[];
 }
 
-export type SettleOutcome = { outcome: 'done' } | { outcome: 'retry'; nextAttempt: number } | { outcome: 'dead' };
+export type SettleOutcome = { outcome: 'done' } | { outcome: 'dead' };
 
 /**
  * The claims in a claim script's reply (claimOccurrence's flat list: position, handler,

@@ -61,6 +61,9 @@ export class ClaimTakeover {
     const room = Math.min(BATCH, this.room());
     if (this.holdersCatchingUp() || room <= 0) return;
     const expired = await this.claims.expired(room);
+    // Asked again: a call sent before an outage is answered the moment Redis is back, when
+    // every lease has run out and the live holders have not renewed yet.
+    if (this.holdersCatchingUp()) return;
     const byOccurrence = new Map<string, HeldClaim[]>();
     for (const claim of expired) {
       byOccurrence.set(claim.occurrenceId, [...(byOccurrence.get(claim.occurrenceId) ?? []), claim]);

@@ -67,7 +67,7 @@ export class FailureDispatcher {
     private readonly telemetry: Pick<Telemetry, 'attempt' | 'recorded'>,
   ) {
     this.leases = new LeaseKeeper(claims, options.leaseMs, (run) => this.runs.withdraw(run));
-    this.runs = new RunQueue(claims, this.leases, options, deadLetters, telemetry);
+    this.runs = new RunQueue(claims, this.leases, options, deadLetters, telemetry, (run) => void this.resumeRetry(run));
     this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.startRun(run));
     this.startedHere = new StartedRuns(2 * options.leaseMs);
   }
@@ -171,7 +171,20 @@ export class FailureDispatcher {
     this.settled.stop();
     const forHandBack = Math.min(HAND_BACK_MS, Math.floor(budget.left() / 5));
     await within(budget.left() - forHandBack, Promise.all([this.runs.stop(), Promise.allSettled([...this.releasing])]));
-    await this.leases.handBack(budget.left());
+    await this.leases.handBack(budget.left(), this.runs.parked);
+  }
+
+  /** A retry's backoff is over: its parked claim is taken back (the claim rule counts the attempt) and run. */
+  private async resumeRetry(run: Run): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const request = { occurrenceId: run.occurrenceId, snapshot: '', handlerKeys: [run.handlerKey] };
+      const [claim] = (await this.claims.claim([request], { markerTtlMs: this.options.markerTtlMs })).granted;
+      if (claim) this.startRun({ ...run, attempt: claim.attempt });
+    } catch (error) {
+      // Still parked: taken over once its lease ends, here or elsewhere.
+      this.logger.warn(MESSAGES.retryNotResumed(run.binding.name, run.occurrenceId, error));
+    }
   }
 
   /** `asReserver`: claims taken in this owner's name while its reservation lived are its own (ClaimStore.claimReserved). */

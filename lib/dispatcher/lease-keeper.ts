@@ -59,10 +59,13 @@ export class LeaseKeeper {
     }
   }
 
-  /** Stops renewing and hands every claim still held back, so that another replica takes it at once. */
-  async handBack(timeoutMs: number): Promise<void> {
+  /**
+   * Stops renewing and hands every claim still held back, and those parked here for a
+   * retry's backoff (`parked`), so that another replica takes each at once, or when due.
+   */
+  async handBack(timeoutMs: number, parked: readonly Run[] = []): Promise<void> {
     clearInterval(this.timer);
-    const unfinished = [...this.held.values()];
+    const unfinished = [...this.held.values(), ...parked];
     this.held.clear();
     if (unfinished.length > 0 && !(await within(timeoutMs, this.claims.lease(unfinished, 'release')))) {
       this.logger.warn(MESSAGES.claimsNotHandedBack(unfinished.length));

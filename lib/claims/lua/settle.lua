@@ -8,9 +8,8 @@
     ARGV[1]      owner
     ARGV[2]      ttlMs of a settled occurrence
     ARGV[3]      ttlMs of an occurrence with a dead handler (the dead letters' retention)
-    then per settlement: handler, occurrence id, outcome, value
-      outcome 'done'; 'retry' (value: the next attempt); 'dead' (the dead letter itself is
-      a job of the dead-letter queue, added before this)
+    then per settlement: handler, occurrence id, outcome ('done', or 'dead': the dead
+    letter itself is a job of the dead-letter queue, added before this)
 
   Output:
     one 1 or 0 per settlement, in order: 0 when the caller no longer held the claim (its
@@ -22,16 +21,13 @@ local leases, owner, ttl, deadTtl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local held = runStatePrefix(owner)
 local out = {}
 for k = 2, #KEYS do
-  local a = 4 + (k - 2) * 4
-  local occurrenceKey, handler, id, outcome, value = KEYS[k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local a = 4 + (k - 2) * 3
+  local occurrenceKey, handler, id, outcome = KEYS[k], ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local field = handlerFieldOf(handler)
   local member = claimMemberOf(handler, id)
   local state = redis.call('HGET', occurrenceKey, field)
   if not state or not startsWith(state, held) then
     out[#out + 1] = 0
-  elseif outcome == 'retry' then
-    redis.call('HSET', occurrenceKey, field, held .. value)
-    out[#out + 1] = 1
   else
     if outcome == 'done' then
       redis.call('HSET', occurrenceKey, field, 'done')

@@ -263,6 +263,9 @@ export class StreamSource {
             'XAUTOCLAIM', stream, this.keys.group, this.options.consumer, this.options.leaseMs, cursor, 'COUNT', room,
           )) as [string, unknown[], string[] | undefined];
           cursor = next;
+          // Taken, but not delivered while live consumers may still be catching up after an
+          // outage: they stay pending here, idle, and are read again later.
+          if (this.options.holdersCatchingUp()) return;
           if (entries.length > 0) await this.complete(this.parse([[stream, entries]]));
           // Entries trimmed while pending: nothing to read; the sweep finds their failures.
           if (deleted && deleted.length > 0) await this.commands.xack(stream, this.keys.group, ...deleted);

@@ -4,8 +4,8 @@
 
   Records one occurrence (idempotent; returns true when this call recorded it first) and
   takes each of `handlers` that is unclaimed or
-  whose lease has expired, and each parked one whose time has come (mode 'revive': and
-  each dead one). For every claim granted it
+  whose lease has expired, each parked one whose time has come or that this owner parked
+  (mode 'revive': and each dead one). For every claim granted it
   appends position, handler, attempt to `out`. `snapshot` '' writes none (the caller
   stores it later).
 
@@ -52,10 +52,11 @@ local function claimOccurrence(leases, occurrenceKey, occurrenceId, ttl, snapsho
         attempts = tonumber(string.match(state, '|(%d+)$')) or 0
       end
     elseif isWaitState(state) then
-      -- Parked until its lease: then taken again, without counting an attempt.
+      -- Parked: its owner takes it again when it likes, anyone once its lease has ended;
+      -- the attempt that follows is counted then.
       local lease = redis.call('ZSCORE', leases, member)
-      if not lease or tonumber(lease) <= now then
-        attempts = tonumber(string.sub(state, 6)) or 0
+      if startsWith(state, waitStatePrefix(owner)) or not lease or tonumber(lease) <= now then
+        attempts = tonumber(string.match(state, '|(%d+)$')) or 0
       end
     elseif mode == 'revive' and isDeadState(state) then
       attempts = tonumber(string.sub(state, 6)) or 0

@@ -6,7 +6,8 @@
   claim member:    <handler>|<occurrence id>      (handler keys never contain '|')
   handler field:   h:<handler>                    (in the occurrence hash)
   run state:       run|<owner>|<attempt>
-  parked state:    wait|<attempts made>   (a settled delivery waiting for pending children)
+  parked state:    wait|<owner>|<attempts made>   (waiting for its backoff to end, or for
+                   the failed parent's pending children: a settled delivery)
 ]]
 local function occurrenceIdOf(queue, jobId, finishedOn)
   return queue .. ':' .. jobId .. ':' .. finishedOn
@@ -26,6 +27,10 @@ end
 
 local function runStatePrefix(owner)
   return 'run|' .. owner .. '|'
+end
+
+local function waitStatePrefix(owner)
+  return 'wait|' .. owner .. '|'
 end
 
 local function isRunState(state)
