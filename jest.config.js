@@ -10,7 +10,11 @@ export default {
     '^.+\\.lua$': '<rootDir>/test/support/lua-transform.cjs',
   },
   // Tests import the package by its name, as users do; here it is the source.
-  moduleNameMapper: { '^nestjs-flow-failure$': '<rootDir>/lib/index.ts', '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^nestjs-flow-failure$': '<rootDir>/lib/index.ts',
+    '^nestjs-flow-failure/(testing|terminus)$': '<rootDir>/lib/$1/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
   globalSetup: '<rootDir>/test/support/global-setup.mjs',
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 60000,

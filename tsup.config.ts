@@ -7,7 +7,10 @@ import { defineConfig } from 'tsup';
  * constructor parameter of the module's providers names its token with `@Inject()`.
  */
 export default defineConfig({
-  entry: { index: 'lib/index.ts' },
+  // The subpaths import the main entry by the package's name, kept external: one copy of its
+  // classes (FlowFailureService is a DI token) whichever entry loads first.
+  entry: { index: 'lib/index.ts', testing: 'lib/testing/index.ts', terminus: 'lib/terminus/index.ts' },
+  external: ['nestjs-flow-failure'],
   format: ['esm', 'cjs'],
   dts: true,
   target: 'node20',

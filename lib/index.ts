@@ -22,6 +22,7 @@ export type {
 } from './interfaces/failure-events.interface.js';
 export type { OnChildFailedOptions, OnParentFailedOptions, QueueNames } from './interfaces/handler-options.interface.js';
 export type { HandlerContext } from './interfaces/handler-context.interface.js';
+export type { FlowFailureStatus } from './interfaces/flow-failure-status.interface.js';
 export type {
   FlowFailureModuleAsyncOptions,
   FlowFailureModuleOptions,

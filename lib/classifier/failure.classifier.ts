@@ -45,7 +45,21 @@ export class FailureClassifier {
   ) {}
 
   classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
+    this.rememberLeaves(signals);
     return traced(tracing.classify, () => ({ signals }), () => this.classifyAll(signals));
+  }
+
+  /**
+   * A leaf a Worker here just failed is remembered as a root cause at once, before its own
+   * classification asks Redis anything: the parent it fails is reported moments later, and
+   * its walk down must find the leaf here (removed by removeOnFail, nothing else has it).
+   */
+  private rememberLeaves(signals: readonly FailureSignal[]): void {
+    for (const { job, queueName, jobId } of signals) {
+      if (!job?.finishedOn || typeof job.failedReason !== 'string' || this.keys.parseDeferredFailure(job.deferredFailure)) continue;
+      const key = this.keys.job(queueName, jobId);
+      this.recent.remember(key, job.finishedOn, causeOf({ prefix: this.keys.prefix, queueName, jobId, key }, job));
+    }
   }
 
   private async classifyAll(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {

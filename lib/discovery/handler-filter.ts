@@ -1,4 +1,4 @@
-import type { FlowFailureEventKind } from '../interfaces/failure-events.interface.js';
+import type { FlowFailureEvent, FlowFailureEventKind } from '../interfaces/failure-events.interface.js';
 
 /** One decorator's arguments, validated. An absent field matches anything. */
 export interface HandlerFilter {
@@ -19,6 +19,13 @@ export interface FilterSubject {
   jobName?: string;
   causedByChild?: boolean;
   parentQueueName?: string;
+}
+
+/** The facts of an event that filters are compared with. */
+export function subjectOf(event: FlowFailureEvent): FilterSubject {
+  return event.kind === 'parent-failed'
+    ? { kind: event.kind, queueName: event.queueName, jobName: event.jobName, causedByChild: event.causedByChild }
+    : { kind: event.kind, queueName: event.queueName, jobName: event.jobName, parentQueueName: event.parent.queueName };
 }
 
 export function filterMatches(filter: HandlerFilter, subject: FilterSubject): boolean {

@@ -30,8 +30,8 @@ export class ClaimTakeover {
     /** The recorded occurrence, or undefined once it is forgotten. */
     private readonly restore: (occurrenceId: string) => Promise<FailureOccurrence | undefined>,
     private readonly intervalMs: number,
-    /** True while live holders may still be renewing leases that ran out during a Redis outage. */
-    private readonly holdersCatchingUp: () => boolean,
+    /** True while live holders may still be renewing leases that ran out during a Redis outage (LeaseTrust). */
+    private readonly holdersCatchingUp: () => Promise<boolean>,
     /** Runs the run queue can take now. */
     private readonly room: () => number,
   ) {}
@@ -59,11 +59,11 @@ export class ClaimTakeover {
 
   private async takeOver(): Promise<void> {
     const room = Math.min(BATCH, this.room());
-    if (this.holdersCatchingUp() || room <= 0) return;
+    if (room <= 0 || (await this.holdersCatchingUp())) return;
     const expired = await this.claims.expired(room);
     // Asked again: a call sent before an outage is answered the moment Redis is back, when
     // every lease has run out and the live holders have not renewed yet.
-    if (this.holdersCatchingUp()) return;
+    if (await this.holdersCatchingUp()) return;
     const byOccurrence = new Map<string, HeldClaim[]>();
     for (const claim of expired) {
       byOccurrence.set(claim.occurrenceId, [...(byOccurrence.get(claim.occurrenceId) ?? []), claim]);

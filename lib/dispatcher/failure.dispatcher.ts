@@ -9,7 +9,7 @@ import { traced, tracing } from '../diagnostics.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import type { ShutdownBudget } from '../util/shutdown-budget.js';
 import { within } from '../util/within.js';
-import { filterMatches } from '../discovery/handler-filter.js';
+import { filterMatches, subjectOf } from '../discovery/handler-filter.js';
 import type { FlowChildrenReader } from '../classifier/flow-children.js';
 import type { DeadLetterJobData } from '../dead-letters/dead-letter.js';
 import type { RedisKeys } from '../redis/redis-keys.js';
@@ -315,19 +315,14 @@ export class FailureDispatcher {
 
   private matches(occurrence: FailureOccurrence): HandlerMatch[] {
     const found: HandlerMatch[] = [];
-    const parent = occurrence.parentFailed;
-    if (parent) {
-      const subject = { kind: parent.kind, queueName: parent.queueName, jobName: parent.jobName, causedByChild: parent.causedByChild };
+    for (const event of [occurrence.parentFailed, occurrence.childFailed]) {
+      if (!event) continue;
+      const subject = subjectOf(event);
       for (const binding of this.registry.match(subject)) {
         // A settled filter among those that match makes the run wait.
         const settled = binding.filters.find((f) => f.settled && filterMatches(f, subject))?.settled;
-        found.push({ binding, event: parent, settledTimeoutMs: settled ? (settled.timeoutMs ?? this.options.settledTimeoutMs) : undefined });
+        found.push({ binding, event, settledTimeoutMs: settled ? (settled.timeoutMs ?? this.options.settledTimeoutMs) : undefined });
       }
-    }
-    const child = occurrence.childFailed;
-    if (child) {
-      const subject = { kind: child.kind, queueName: child.queueName, jobName: child.jobName, parentQueueName: child.parent.queueName };
-      for (const binding of this.registry.match(subject)) found.push({ binding, event: child });
     }
     return found;
   }

@@ -22,6 +22,7 @@ import { DeadLetterQueue } from '../dead-letters/dead-letter-queue.js';
 import { HandlerExplorer } from '../discovery/handler.explorer.js';
 import { HandlerRegistry } from '../discovery/handler.registry.js';
 import { ClaimTakeover } from '../dispatcher/claim-takeover.js';
+import { LeaseTrust } from '../dispatcher/lease-trust.js';
 import { FailureDispatcher } from '../dispatcher/failure.dispatcher.js';
 import { OccurrenceRestorer } from '../dispatcher/occurrence-restorer.js';
 import type { RunResult } from '../dispatcher/run.js';
@@ -30,6 +31,7 @@ import { type BullSharedConfig, type FlowFailureConfig, resolveConfig } from '..
 import { BULLMQ_DEFAULT_CONFIG_TOKEN, FLOW_FAILURE_MODULE_OPTIONS } from '../flow-failure.constants.js';
 import { MESSAGES } from '../flow-failure.messages.js';
 import type { FlowFailureModuleOptions } from '../interfaces/flow-failure-options.interface.js';
+import type { FlowFailureStatus } from '../interfaces/flow-failure-status.interface.js';
 import { RedisConnections } from '../redis/redis-connections.js';
 import { RedisKeys } from '../redis/redis-keys.js';
 import { ReadBehind } from '../sources/stream/read-behind.js';
@@ -39,7 +41,7 @@ import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
 import { ShutdownBudget } from '../util/shutdown-budget.js';
 import { Telemetry } from '../telemetry/telemetry.js';
-import { within } from '../util/within.js';
+import { valueWithin, within } from '../util/within.js';
 import { FailurePipeline } from './failure-pipeline.js';
 
 /**
@@ -69,6 +71,7 @@ interface Running {
   dispatcher: FailureDispatcher;
   deadLetters: DeadLetterQueue;
   badJobs: BadJobs;
+  positions: StreamPositions;
   takeover: ClaimTakeover;
   workers: WorkerSource;
   stream: StreamSource;
@@ -161,6 +164,17 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     await running.connections.close(left());
   }
 
+  /** What a health check reports: Redis, each watched stream's lag, dead letters, backlog (each Redis call bounded by `timeoutMs`). */
+  async status(timeoutMs: number): Promise<FlowFailureStatus> {
+    const { connections, positions, deadLetters, dispatcher } = this.parts;
+    const bounded = <T>(work: Promise<T>) => valueWithin(timeoutMs, work);
+    const up = (await bounded(connections.commands.ping())) === 'PONG';
+    const streams = await Promise.all(
+      this.registry.watchedQueues.map(async (queueName) => ({ queueName, lag: up ? (await bounded(positions.read(queueName)))?.lag : undefined })),
+    );
+    return { redis: { up, address: connections.address }, streams, deadLetters: up ? await bounded(deadLetters.count()) : undefined, backlog: dispatcher.backlog };
+  }
+
   /** No delivery in flight, no handler queued, running or backing off, and the stream reader caught up. */
   async isIdle(): Promise<boolean> {
     const { pipeline, dispatcher, stream } = this.parts;
@@ -217,7 +231,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
     const pipeline = new FailurePipeline(classifier, dispatcher, recent, keys);
     const deliver = (signals: Parameters<FailurePipeline['deliver']>[0]) => pipeline.deliver(signals);
-    const holdersCatchingUp = () => connections.recentlyRecovered(config.leaseMs);
+    const leaseTrust = new LeaseTrust(commands, (windowMs) => connections.recentlyRecovered(windowMs), config.leaseMs);
+    const holdersCatchingUp = () => leaseTrust.holdersCatchingUp();
     connections.onRecovered(() => void dispatcher.renewLeases());
     const positions = new StreamPositions(commands, keys, (queue) => {
       telemetry.gapFound(queue);
@@ -261,6 +276,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       dispatcher,
       deadLetters,
       badJobs,
+      positions,
       takeover: new ClaimTakeover(
         claims,
         dispatcher,

@@ -3,6 +3,7 @@ import type { UnclassifiedFailure } from '../classifier/bad-jobs.js';
 import type { DeadLetter } from '../dead-letters/dead-letter.js';
 import type { RunResult } from '../dispatcher/run.js';
 import { MESSAGES } from '../flow-failure.messages.js';
+import type { FlowFailureStatus } from '../interfaces/flow-failure-status.interface.js';
 import { FlowFailureRuntime } from '../runtime/flow-failure.runtime.js';
 
 /** Dead letters read per page by replayAll and discardAll. */
@@ -28,6 +29,14 @@ export class FlowFailureService {
       if (performance.now() > deadline) throw new Error(MESSAGES.stillBusy(timeoutMs));
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  /**
+   * This instance's health, as a health check reads it: Redis answering, each watched
+   * stream's lag, dead letters, backlog. Each Redis call waits at most `timeoutMs`.
+   */
+  status(timeoutMs = 1000): Promise<FlowFailureStatus> {
+    return this.runtime.status(timeoutMs);
   }
 
   /** Dead letters of this consumer group, oldest first: `limit` (default 100) of them from `offset` (default 0). */

@@ -11,3 +11,14 @@ export async function within(ms: number, work: Promise<unknown>): Promise<boolea
     clearTimeout(timer);
   }
 }
+
+/** What `work` resolves to, if it does within `ms`; undefined when it takes longer or fails. */
+export async function valueWithin<T>(ms: number, work: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([work.catch(() => undefined), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

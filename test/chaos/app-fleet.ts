@@ -31,16 +31,30 @@ export class AppFleet {
 
   /** Starts one app and resolves when its `app.init()` has resolved. */
   async start(): Promise<void> {
-    const app = await AppProcess.start(APP_ENTRY, {
-      REDIS_URL: this.redisUrl,
-      CHAOS_PREFIX: this.prefix,
-      CHAOS_QUEUES: CHAOS_QUEUES.join(','),
-      CHAOS_SOURCES: this.sources?.join(',') ?? '',
-    });
+    const app = await this.launch();
     this.started.push(app);
     if (!app.running) return;
     this.apps.add(app);
     app.child.once('exit', () => this.apps.delete(app));
+  }
+
+  /**
+   * One app process. Started while Redis restarts, it fails its app.init() (the module
+   * cannot reach Redis) and exits: started again, as an orchestrator restarts a crashed pod.
+   */
+  private async launch(tries = 50): Promise<AppProcess> {
+    try {
+      return await AppProcess.start(APP_ENTRY, {
+        REDIS_URL: this.redisUrl,
+        CHAOS_PREFIX: this.prefix,
+        CHAOS_QUEUES: CHAOS_QUEUES.join(','),
+        CHAOS_SOURCES: this.sources?.join(',') ?? '',
+      });
+    } catch (error) {
+      if (tries <= 1 || !/cannot reach Redis/.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return this.launch(tries - 1);
+    }
   }
 
   /**

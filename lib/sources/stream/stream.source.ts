@@ -23,7 +23,7 @@ export interface StreamSourceOptions {
   /** Entries pending longer than this in a consumer that stopped are taken over. */
   leaseMs: number;
   /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
-  holdersCatchingUp: () => boolean;
+  holdersCatchingUp: () => Promise<boolean>;
 }
 
 const BATCH = 500;
@@ -251,7 +251,7 @@ export class StreamSource {
 
   /** Takes over entries that a stopped or crashed consumer read but never acknowledged. */
   private async recoverIdle(): Promise<void> {
-    if (this.options.holdersCatchingUp()) return;
+    if (await this.options.holdersCatchingUp().catch(() => true)) return;
     for (const stream of this.queueOfStream.keys()) {
       let cursor = '0-0';
       try {
@@ -265,7 +265,7 @@ export class StreamSource {
           cursor = next;
           // Taken, but not delivered while live consumers may still be catching up after an
           // outage: they stay pending here, idle, and are read again later.
-          if (this.options.holdersCatchingUp()) return;
+          if (await this.options.holdersCatchingUp()) return;
           if (entries.length > 0) await this.complete(this.parse([[stream, entries]]));
           // Entries trimmed while pending: nothing to read; the sweep finds their failures.
           if (deleted && deleted.length > 0) await this.commands.xack(stream, this.keys.group, ...deleted);
