@@ -178,7 +178,7 @@ describe('chaos', () => {
       expect(result.duplicated).toEqual([]);
       expect(result.unexpected).toEqual([]);
       expect(result.sources.sweep).toBeGreaterThan(0);
-      expect(fleet.output).toMatch(/events stream of c-\w+ was trimmed past \d+ entries the group had not read/);
+      expect(fleet.output).toMatch(/events stream of c-\w+ was trimmed past (\d+|some) entries the group had not read/);
     } finally {
       await Promise.all(workers.map((w) => w.close()));
       await fleet.stopAll();
