@@ -234,9 +234,9 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const leaseTrust = new LeaseTrust(commands, (windowMs) => connections.recentlyRecovered(windowMs), config.leaseMs);
     const holdersCatchingUp = () => leaseTrust.holdersCatchingUp();
     connections.onRecovered(() => void dispatcher.renewLeases());
-    const positions = new StreamPositions(commands, keys, (queue) => {
+    const positions = new StreamPositions(commands, keys, (queue, endMs) => {
       telemetry.gapFound(queue);
-      sweep.sweepNow();
+      sweep.sweepGap(queue, endMs);
     });
     telemetry.observe({
       backlog: () => dispatcher.backlog,

@@ -18,6 +18,13 @@ const PAGE = 500;
 /** Failures this recent are left to the worker and stream sources, which are about to deliver them. */
 const GRACE_MS = 5000;
 const LOCK_MS = 5 * 60 * 1000;
+/**
+ * Past a gap's end, how far its sweep goes too: `finishedOn` comes from the Worker's clock,
+ * the stream ids from Redis's, so a trimmed failure may carry a slightly later time.
+ */
+const CLOCK_MARGIN_MS = 1000;
+/** A gap whose queue another replica was sweeping is tried again this soon, not at the next interval. */
+const GAP_RETRY_MS = 1000;
 
 /**
  * The safety net: each queue's `failed` ZSET (score = finishedOn) is the durable record
@@ -29,9 +36,14 @@ const LOCK_MS = 5 * 60 * 1000;
 export class SweepSource {
   private readonly logger = new Logger('FlowFailureModule');
   private timer?: NodeJS.Timeout;
+  private gapRetry?: NodeJS.Timeout;
   private sweeping?: Promise<void>;
   private again = false;
   private stopping = false;
+  /** Gaps found in the streams and not yet swept: queue -> the time up to which failures were trimmed. */
+  private readonly gaps = new Map<string, number>();
+  /** The last sweep left a gap because another replica held its queue's lock. */
+  private gapSweptElsewhere = false;
 
   constructor(
     private readonly redis: Redis,
@@ -59,14 +71,18 @@ export class SweepSource {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
+    clearTimeout(this.gapRetry);
     await this.sweeping;
   }
 
   /**
-   * Sweeps now: a gap in a stream was found, whose failures only the sweep can deliver.
-   * (Before start, or with the sweep off, nothing happens.)
+   * A stream lost entries up to `endMs` before the group read them: only the sweep can
+   * deliver their failures, so it sweeps now, up to there, however recent (the grace is for
+   * failures the live sources will still deliver, and these they never will). Found before
+   * start, the gap is swept by the first sweep; with the sweep off, never.
    */
-  sweepNow(): void {
+  sweepGap(queue: string, endMs: number): void {
+    this.gaps.set(queue, Math.max(endMs, this.gaps.get(queue) ?? -Infinity));
     if (this.timer && !this.stopping) this.trigger();
   }
 
@@ -78,29 +94,38 @@ export class SweepSource {
     }
     this.sweeping = this.sweepAll().finally(() => {
       this.sweeping = undefined;
-      if (this.again && !this.stopping) {
+      if (this.stopping) return;
+      if (this.again) {
         this.again = false;
         this.trigger();
+      } else if (this.gapSweptElsewhere && !this.gapRetry) {
+        this.gapRetry = setTimeout(() => {
+          this.gapRetry = undefined;
+          this.trigger();
+        }, GAP_RETRY_MS);
       }
     });
   }
 
   private async sweepAll(): Promise<void> {
+    this.gapSweptElsewhere = false;
     for (const queue of this.options.queues) {
       if (this.stopping) return;
       try {
-        await this.sweepQueue(queue);
+        if (!(await this.sweepQueue(queue)) && this.gaps.has(queue)) this.gapSweptElsewhere = true;
       } catch (error) {
         this.logger.warn(MESSAGES.sweepFailed(queue, error));
       }
     }
   }
 
-  private async sweepQueue(queue: string): Promise<void> {
+  /** False when another replica is sweeping the queue. */
+  private async sweepQueue(queue: string): Promise<boolean> {
     const lock = this.keys.sweepLock(queue);
-    if ((await this.redis.set(lock, this.options.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') return;
+    if ((await this.redis.set(lock, this.options.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') return false;
     try {
-      const horizon = await this.horizon(queue);
+      const gap = this.gaps.get(queue);
+      const horizon = Math.max(await this.horizon(queue), gap === undefined ? -Infinity : gap + CLOCK_MARGIN_MS);
       const checkpointKey = this.keys.sweepCheckpoint(queue);
       const checkpoint = Number((await this.redis.get(checkpointKey)) ?? horizon);
       // Page on the score; `offset` skips the ids of the last score that were already read.
@@ -119,6 +144,9 @@ export class SweepSource {
         await this.redis.set(checkpointKey, last - 1);
       }
       if (!this.stopping && checkpoint < horizon) await this.redis.set(checkpointKey, horizon);
+      // Swept past it (here, or by another replica before): unless a later gap came meanwhile.
+      if (!this.stopping && this.gaps.get(queue) === gap) this.gaps.delete(queue);
+      return true;
     } finally {
       await this.scripts.run('releaseLock', [lock], [this.options.owner]);
     }
@@ -149,10 +177,9 @@ export class SweepSource {
   }
 
   /**
-   * Up to where the sweep may go: failures older than the grace period and, while the
-   * group still has entries to read, not past the last entry it was handed, unless entries
-   * past it were trimmed: then up to the oldest entry left, since the stream will never
-   * deliver those failures.
+   * Up to where the sweep may go, gaps aside: failures older than the grace period and,
+   * while the group still has entries to read, not past the last entry it was handed,
+   * unless entries past it were trimmed: then up to the oldest entry left.
    */
   private async horizon(queue: string): Promise<number> {
     const latest = (await this.redisNow()) - GRACE_MS;

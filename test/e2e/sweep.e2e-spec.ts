@@ -77,4 +77,42 @@ describe('the sweep', () => {
     expect(Date.parse(to)).toBeGreaterThanOrEqual(firstLost);
     expect(Number(seconds)).toBe(Math.round((Date.parse(to) - Date.parse(from)) / 1000));
   });
+
+  test('a gap found at start-up is swept at once, not at the next interval, and the warning says what it spans', async () => {
+    spec.worker('parents');
+    spec.worker('children');
+    // An interval far longer than the wait below: only a sweep triggered by the gap delivers in time.
+    const options = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000 };
+    // The app's first start creates the group on an empty stream; nothing has failed yet.
+    const first = await spec.start({ withoutBull: true, handlers, options });
+    await first.close();
+
+    const lost = await failChildren(20);
+    await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
+    const app = await spec.start({ withoutBull: true, handlers, options });
+    await waitUntil('every failure delivered', () => app.log.runs.length === 20, 15_000);
+    await settle(app);
+    expect(childIds(app)).toEqual([...lost].sort());
+    const gaps = app.logger.lines.filter((line) => line.level === 'warn' && /trimmed past/.test(line.message));
+    expect(gaps).toHaveLength(1);
+    // The group had read nothing: the span has no start, only the time of the first entry left.
+    expect(gaps[0].message).toMatch(/^The events stream of children was trimmed past (\d+|some) entries the group had not read, written before \S+\./);
+  });
+
+  test('a gap whose queue another replica is sweeping is swept as soon as that sweep ends', async () => {
+    spec.worker('parents');
+    spec.worker('children');
+    const options = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000 };
+    const first = await spec.start({ withoutBull: true, handlers, options });
+    await first.close();
+    const lost = await failChildren(5);
+    await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
+    // Another replica's sweep of children, with a horizon before these failures, ends in 3 s.
+    await spec.redis.redis.set(moduleKeys(prefix).sweepLock('children'), 'another-replica', 'PX', 3000);
+
+    const app = await spec.start({ withoutBull: true, handlers, options });
+    await waitUntil('every failure delivered', () => app.log.runs.length === 5, 15_000);
+    await settle(app);
+    expect(childIds(app)).toEqual([...lost].sort());
+  });
 });

@@ -27,8 +27,8 @@ export class StreamPositions {
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keys: RedisKeys,
-    /** Told of each gap once, as it is found. */
-    private readonly onGap: (queue: string) => void = () => undefined,
+    /** Told of each gap once, as it is found, with the time of the oldest entry left (the gap's end). */
+    private readonly onGap: (queue: string, endMs: number) => void = () => undefined,
   ) {}
 
   /** undefined when the stream or the group does not exist. */
@@ -87,7 +87,7 @@ export class StreamPositions {
         entries: known ? added - Number(read) - length : undefined,
       }),
     );
-    this.onGap(queue);
+    this.onGap(queue, idTime(oldest));
     return idTime(oldest);
   }
 }
