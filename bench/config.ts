@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { repoRoot } from './harness/repo-root.js';
+import { LAYOUTS, type Layout } from './shared/protocol.js';
 import { VARIANTS, type VariantName } from './shared/variants.js';
 
 export const SCENARIOS = ['latency', 'overhead', 'memory', 'catchup'] as const;
@@ -11,6 +12,8 @@ export interface BenchConfig {
   scenarios: ScenarioName[];
   /** Restricts every scenario to these variants (the baseline always runs). */
   variants?: VariantName[];
+  /** Where the Workers run in the latency, throughput and catch-up scenarios (see shared/protocol.ts). */
+  layouts: Layout[];
   workerConcurrency: number;
   latency: { flows: number; warmupFlows: number; flowsPerSecond: number; rounds: number; throughputFlows: number };
   overhead: {
@@ -22,7 +25,8 @@ export interface BenchConfig {
     variants: VariantName[];
   };
   memory: { failures: number; batchFailures: number; variants: VariantName[] };
-  catchUp: { failures: number; eventsMaxLen: number };
+  /** eventsMaxLen undefined: BullMQ's default stream length. */
+  catchUp: { failures: number; eventsMaxLen?: number };
   /** Write CPU profiles of the app processes (node --cpu-prof) to this folder. */
   profileDir?: string;
   trace: boolean;
@@ -43,11 +47,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${name} (known: ${SCENARIOS.join(', ')})`);
     return name as ScenarioName;
   });
+  const layouts = (list(env.BENCH_LAYOUTS) ?? [...LAYOUTS]).map((name) => {
+    if (!(LAYOUTS as readonly string[]).includes(name)) throw new Error(`BENCH_LAYOUTS: unknown layout ${name} (known: ${LAYOUTS.join(', ')})`);
+    return name as Layout;
+  });
   const profile = env.BENCH_PROFILE === '1' || env.BENCH_PROFILE === 'true';
   return {
     scale,
     scenarios,
     variants,
+    layouts,
     workerConcurrency: count('BENCH_WORKER_CONCURRENCY', 50, 1),
     latency: {
       flows: count('BENCH_FLOWS', 2000, 50),
@@ -71,8 +80,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       variants: ['raw-queue-events', 'module-both'],
     },
     catchUp: {
-      failures: 2 * Math.round(count('BENCH_CATCHUP_FAILURES', 3000, 200) / 2),
-      eventsMaxLen: positive('BENCH_CATCHUP_MAXLEN', env.BENCH_CATCHUP_MAXLEN, 200_000),
+      failures: 2 * Math.round(count('BENCH_CATCHUP_FAILURES', 6000, 400) / 2),
+      eventsMaxLen: env.BENCH_CATCHUP_MAXLEN ? positive('BENCH_CATCHUP_MAXLEN', env.BENCH_CATCHUP_MAXLEN, 0) : undefined,
     },
     profileDir: profile ? join(root, 'bench', 'results', 'profiles') : undefined,
     trace: env.BENCH_TRACE === '1' || env.BENCH_TRACE === 'true',

@@ -29,11 +29,12 @@ const LISTENER_PROVIDERS: Record<ListenerKind, Provider[]> = {
 
 /**
  * The root module of an app process. Every variant has the same BullModule, queues and
- * Workers; only the failure listener differs, so the ratios compare listeners, not apps.
+ * (in the 'workers' layout) Workers; only the failure listener differs, so the ratios compare
+ * listeners, not apps.
  */
 export function buildBenchApp(spec: AppSpec, recorder: Recorder): BenchApp {
   const variant = variantSpec(spec.variant);
-  const processors = WATCHED_QUEUES.map((queue) => processorFor(queue, spec.workerConcurrency));
+  const processors = spec.layout === 'workers' ? WATCHED_QUEUES.map((queue) => processorFor(queue, spec.workerConcurrency)) : [];
   const streams = spec.eventsMaxLen ? { streams: { events: { maxLen: spec.eventsMaxLen } } } : {};
   const imports = [
     BullModule.forRoot({ connection: connectionOf(spec.redisUrl), prefix: spec.prefix, ...streams }),

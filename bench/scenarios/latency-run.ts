@@ -1,17 +1,19 @@
 import { type CommandCounts, commandDelta, totalCommands, uniquePrefix } from '../harness/bench-redis.js';
-import type { AppProcess } from '../harness/app-process.js';
 import { sendPaced } from '../harness/pacer.js';
 import { Producer } from '../harness/producer.js';
-import type { Distribution, HandlerSample, TraceReport } from '../shared/protocol.js';
+import type { Distribution, HandlerSample, Layout, TraceReport } from '../shared/protocol.js';
 import { CHILDREN_QUEUE, PARENTS_QUEUE, phaseOf } from '../shared/queues.js';
 import { distribution } from '../shared/stats.js';
 import { type VariantName, variantSpec } from '../shared/variants.js';
-import { type ScenarioContext, appSpec, launchApp, waitForRuns } from './scenario.js';
+import { type Deployment, type ScenarioContext, appSpec, deploy, rowName, waitForRuns } from './scenario.js';
 
 const TICK_MS = 10;
 
 export interface LatencyResult {
   variant: VariantName;
+  layout: Layout;
+  /** The variant, with its layout when that is 'service'. */
+  name: string;
   description: string;
   /** Failures the measured flows produced (2 per flow). */
   expected: number;
@@ -24,11 +26,13 @@ export interface LatencyResult {
   /** Redis commands during this variant's measured segments, per failure (producer, Workers and listener). */
   commandsPerFailure: number;
   topCommandsPerFailure: Record<string, number>;
-  /** App process CPU during the measured segments, per failure, µs (Workers included). */
+  /** CPU of the app under test during the measured segments, per failure, µs (its Workers included in the 'workers' layout). */
   appCpuUsPerFailure: number;
   throughput: {
     failures: number;
     handled: number;
+    /** Handler runs, duplicates included. */
+    runs: number;
     /** Failures handled per second, from the Workers' resume to the last handler start. */
     perSecond: number;
     /** Terminal failures the Workers produced per second in that run: the ceiling the listener is measured against. */
@@ -53,17 +57,26 @@ export class LatencyRun {
   private constructor(
     private readonly context: ScenarioContext,
     readonly variant: VariantName,
+    readonly layout: Layout,
     private readonly prefix: string,
-    private readonly app: AppProcess,
+    private readonly deployment: Deployment,
   ) {
     this.producer = new Producer(context.redis.url, prefix);
   }
 
-  static async start(context: ScenarioContext, variant: VariantName): Promise<LatencyRun> {
-    const prefix = uniquePrefix('latency', variant);
-    const { app } = await launchApp(context, 'latency', appSpec(context, variant, prefix));
-    await app.request('workers', { action: 'run' });
-    return new LatencyRun(context, variant, prefix, app);
+  static async start(context: ScenarioContext, variant: VariantName, layout: Layout): Promise<LatencyRun> {
+    const prefix = uniquePrefix('latency', layout === 'workers' ? variant : `${variant}-svc`);
+    const deployment = await deploy(context, 'latency', appSpec(context, variant, prefix, { layout }));
+    await deployment.workers.request('workers', { action: 'run' });
+    return new LatencyRun(context, variant, layout, prefix, deployment);
+  }
+
+  get name(): string {
+    return rowName(this.variant, this.layout);
+  }
+
+  private get app() {
+    return this.deployment.app;
   }
 
   /** Not measured: JIT, connections, the QueueEvents' first XREAD. */
@@ -92,10 +105,10 @@ export class LatencyRun {
   /** With the Workers paused a backlog is queued; then they resume and the app works at saturation. */
   async throughput(flows: number): Promise<void> {
     this.trace = await this.app.request('trace', { reset: false });
-    await this.app.request('workers', { action: 'pause' });
+    await this.deployment.workers.request('workers', { action: 'pause' });
     await this.producer.addFlows('t', 0, flows);
     const runsBefore = (await this.app.request('status', {})).runs;
-    this.resumedAt = (await this.app.request('workers', { action: 'resume' })).at;
+    this.resumedAt = (await this.deployment.workers.request('workers', { action: 'resume' })).at;
     await waitForRuns(this.app, runsBefore + 2 * flows, 60_000 + 20 * flows);
   }
 
@@ -104,6 +117,8 @@ export class LatencyRun {
     const failures = 2 * this.measuredFlows;
     return {
       variant: this.variant,
+      layout: this.layout,
+      name: this.name,
       description: variantSpec(this.variant).description,
       ...latencyOf(samples.filter((s) => phaseOf(s.jobId) === 'm'), failures),
       commandsPerFailure: totalCommands(this.commands) / failures,
@@ -115,7 +130,7 @@ export class LatencyRun {
   }
 
   async stop(): Promise<void> {
-    await this.app.stop().catch(() => this.app.kill());
+    await this.deployment.stop();
     await this.producer.close();
     await this.context.redis.cleanup(this.prefix);
   }
@@ -145,6 +160,7 @@ function throughputOf(samples: HandlerSample[], failures: number, resumedAt: num
   return {
     failures,
     handled: firstRuns.length,
+    runs: samples.length,
     perSecond: firstRuns.length / ((lastRun - resumedAt) / 1000),
     workerFailuresPerSecond: firstRuns.length / ((lastFailure - resumedAt) / 1000),
   };

@@ -3,7 +3,7 @@ import type { BenchRedis } from '../harness/bench-redis.js';
 import { AppProcess } from '../harness/app-process.js';
 import type { Table } from '../harness/table.js';
 import { waitFor } from '../harness/wait.js';
-import type { AppSpec } from '../shared/protocol.js';
+import type { AppSpec, Layout } from '../shared/protocol.js';
 import type { VariantName } from '../shared/variants.js';
 
 export interface ScenarioContext {
@@ -30,13 +30,14 @@ export interface ScenarioResult {
 
 export type Scenario = (context: ScenarioContext) => Promise<ScenarioResult>;
 
-/** The AppSpec of a variant, with the run's defaults. */
+/** The AppSpec of a variant, with the run's defaults (the 'workers' layout unless `extra` says otherwise). */
 export function appSpec(context: ScenarioContext, variant: VariantName, prefix: string, extra: Partial<AppSpec> = {}): AppSpec {
   return {
     variant,
     prefix,
     redisUrl: context.redis.url,
     record: 'samples',
+    layout: 'workers',
     workerConcurrency: context.config.workerConcurrency,
     trace: context.config.trace,
     ...extra,
@@ -49,6 +50,38 @@ export function launchApp(context: ScenarioContext, scenario: ScenarioName, spec
     profileDir: context.config.profileDir,
     profileName: `${scenario}-${spec.variant}${phase ? `-${phase}` : ''}`,
   });
+}
+
+/**
+ * The app under test and the app process whose Workers fail its jobs: the same process in
+ * the 'workers' layout; in the 'service' layout a second app of the 'none' variant (Workers,
+ * no listener) under the same prefix, as another service of the user's would be.
+ */
+export interface Deployment {
+  app: AppProcess;
+  workers: AppProcess;
+  stop(): Promise<void>;
+}
+
+export async function deploy(context: ScenarioContext, scenario: ScenarioName, spec: AppSpec): Promise<Deployment> {
+  const stopOrKill = (process: AppProcess) => process.stop().catch(() => process.kill());
+  if (spec.layout === 'workers') {
+    const { app } = await launchApp(context, scenario, spec);
+    return { app, workers: app, stop: () => stopOrKill(app) };
+  }
+  const { app: workers } = await launchApp(context, scenario, { ...spec, variant: 'none', layout: 'workers', record: 'count', trace: false }, `workers-for-${spec.variant}`);
+  try {
+    const { app } = await launchApp(context, scenario, spec, 'service');
+    return { app, workers, stop: async () => void (await Promise.all([stopOrKill(app), stopOrKill(workers)])) };
+  } catch (error) {
+    await stopOrKill(workers);
+    throw error;
+  }
+}
+
+/** How a result row names its variant: the layout only when it is not the usual one. */
+export function rowName(variant: VariantName, layout: Layout): string {
+  return layout === 'workers' ? variant : `${variant} (service)`;
 }
 
 /**

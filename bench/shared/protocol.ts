@@ -1,5 +1,14 @@
 import type { VariantName } from './variants.js';
 
+/**
+ * Where the watched queues' Workers run. 'workers': in the app under test, beside the
+ * listener (a service that processes its own queues). 'service': elsewhere (a second app
+ * process, or the bench's stand-in Workers): the app only watches, as a compensation
+ * service does.
+ */
+export type Layout = 'workers' | 'service';
+export const LAYOUTS: readonly Layout[] = ['workers', 'service'];
+
 /** What the bench process tells an app process to be. */
 export interface AppSpec {
   variant: VariantName;
@@ -7,6 +16,7 @@ export interface AppSpec {
   prefix: string;
   /** 'samples' keeps every handler start (latency, catch-up); 'count' keeps counters only, so memory stays flat. */
   record: 'samples' | 'count';
+  layout: Layout;
   workerConcurrency: number;
   /** `streams.events.maxLen` the app's queues declare; undefined: BullMQ's default (10,000). */
   eventsMaxLen?: number;
