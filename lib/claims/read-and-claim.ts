@@ -12,9 +12,21 @@ export interface ReadStream {
   handlers: readonly string[];
 }
 
+/** The root cause the script found: the job at the end of the chain of failed children. */
+export interface StoredRootCause {
+  key: string;
+  name: string;
+  failedReason: string;
+  /** As BullMQ stores it: a JSON list of strings ('' when none). */
+  stacktrace: string;
+}
+
 /** A failure the script read: the job's stored hash and the classifier's answers, with the claims it took. */
 export interface ReadFailure {
   queueName: string;
+  /** The stream entry that reported it. */
+  entryId: string;
+  /** '' when the entry has none (malformed). */
   jobId: string;
   /** HGETALL's flat list; empty when the job is gone. */
   hash: unknown[];
@@ -22,8 +34,25 @@ export interface ReadFailure {
   namedChild?: { key: string; failed: boolean };
   /** childrenOf's flat list (see children-of.lua); undefined when not asked. */
   children?: unknown[];
+  /** Followed down from `namedChild` when it is a failed child. */
+  rootCause?: StoredRootCause;
   claimed?: ReadClaims;
 }
+
+/** What one read did: entries read from each stream (in the order given), and the failures it answered. */
+export interface FailureRead {
+  /** `more`: the stream may hold entries this read did not reach. */
+  streams: { stream: string; queueName: string; entries: number; lastId?: string; more: boolean }[];
+  failures: ReadFailure[];
+}
+
+/**
+ * 'behind': this consumer's entries past the given ids, which a blocking read just handed
+ * it; 'new': entries nobody was handed yet, each acknowledged by the script (a catch-up).
+ */
+export type ReadMode = 'behind' | 'new';
+
+const VALUES_PER_FAILURE = 11;
 
 /** The arguments and the reply of read-and-claim.lua, built and read in this one place. */
 export class ReadAndClaim {
@@ -44,36 +73,62 @@ export class ReadAndClaim {
     this.streamKeys = streams.map((s) => s.stream);
     this.sharedArgs = [FAILED_CHILDREN_SUFFIX, childrenPerGroup];
     this.sharedArgs.push(...(claimArgs ? ['1', ...claimArgs] : ['0']));
+    this.claiming = claimArgs !== undefined;
     this.streamArgs = streams.map((s) => [s.queueName, keys.jobPrefix(s.queueName), s.askChildren ? '1' : '0', s.handlers.length, ...s.handlers]);
   }
 
-  /** Reads up to `count` entries of each stream after the id `after` gives it ('0': from the start). */
-  async run(count: number, after: (stream: string) => string): Promise<ReadFailure[]> {
-    const args: ScriptArg[] = [this.keys.group, this.consumer, count, ...this.sharedArgs];
+  /** Whether the script claims: a catch-up's reads ('new') need it. */
+  readonly claiming: boolean;
+
+  /** This consumer's entries of each stream past the id `after` gives it ('0': from the start), up to `count` per stream, which a blocking read just handed it. */
+  behind(count: number, after: (stream: string) => string): Promise<FailureRead> {
+    return this.run('behind', count, 0, after);
+  }
+
+  /**
+   * Entries nobody was handed yet, up to `count` per stream, and no more than `room`
+   * claims; acknowledged by the script. Each call starts with the next stream.
+   */
+  catchUp(count: number, room: number): Promise<FailureRead> {
+    this.nextFirst = (this.nextFirst % this.streams.length) + 1;
+    return this.run('new', count, room, () => '>');
+  }
+
+  private nextFirst = 0;
+
+  private async run(mode: ReadMode, count: number, room: number, after: (stream: string) => string): Promise<FailureRead> {
+    const args: ScriptArg[] = [this.keys.group, this.consumer, count, mode, room, Math.max(1, this.nextFirst), ...this.sharedArgs];
     this.streams.forEach((s, i) => args.push(after(s.stream), ...this.streamArgs[i]));
     return this.decode((await this.scripts.run('readAndClaim', this.streamKeys, args)) as unknown[]);
   }
 
-  private decode(reply: unknown[]): ReadFailure[] {
+  private decode(reply: unknown[]): FailureRead {
+    const streams = this.streams.map((s, i) => {
+      const lastId = String(reply[3 * i + 1]);
+      return { stream: s.stream, queueName: s.queueName, entries: Number(reply[3 * i]), lastId: lastId === '' ? undefined : lastId, more: Number(reply[3 * i + 2]) === 1 };
+    });
     const failures: ReadFailure[] = [];
-    for (let i = 0; i + 8 < reply.length; i += 9) {
+    for (let i = 3 * this.streams.length; i + VALUES_PER_FAILURE - 1 < reply.length; i += VALUES_PER_FAILURE) {
       const stream = this.streams[Number(reply[i]) - 1];
       if (!stream) continue;
-      const named = String(reply[i + 3]);
-      const children = reply[i + 5] as unknown[];
-      const occurrenceId = String(reply[i + 6]);
+      const named = String(reply[i + 4]);
+      const children = reply[i + 6] as unknown[];
+      const cause = reply[i + 7] as unknown[];
+      const occurrenceId = String(reply[i + 8]);
       failures.push({
         queueName: stream.queueName,
-        jobId: String(reply[i + 1]),
-        hash: reply[i + 2] as unknown[],
-        namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 4]) === 1 },
+        entryId: String(reply[i + 1]),
+        jobId: String(reply[i + 2]),
+        hash: reply[i + 3] as unknown[],
+        namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 5]) === 1 },
         children: children.length > 0 ? children : undefined,
+        rootCause: cause.length === 4 ? { key: String(cause[0]), name: String(cause[1]), failedReason: String(cause[2]), stacktrace: String(cause[3]) } : undefined,
         claimed:
           occurrenceId === ''
             ? undefined
-            : { occurrenceId, granted: grantedClaims(reply[i + 7] as unknown[], () => occurrenceId), firstRecorded: Number(reply[i + 8]) === 1 },
+            : { occurrenceId, granted: grantedClaims(reply[i + 9] as unknown[], () => occurrenceId), firstRecorded: Number(reply[i + 10]) === 1 },
       });
     }
-    return failures;
+    return { streams, failures };
   }
 }

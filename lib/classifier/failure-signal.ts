@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { ReadClaims } from '../claims/claim.types.js';
-import type { FailureSource, FlowChildren } from '../interfaces/failure-events.interface.js';
+import type { FailureSource, FlowChildren, RootCause } from '../interfaces/failure-events.interface.js';
 
 /** What a source knows: job X of queue Q may have failed terminally. The classifier decides the rest. */
 export interface FailureSignal {
@@ -32,4 +32,6 @@ export interface StoredFacts {
   children?: FlowChildren;
   /** The child its failedReason names (`child <key> failed`), and whether that child is among its failed children. */
   namedChild?: { key: string; failed: boolean };
+  /** The job at the end of the chain of failed children that starts at `namedChild` (when that one failed). */
+  rootCause?: RootCause;
 }

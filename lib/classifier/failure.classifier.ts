@@ -157,7 +157,8 @@ export class FailureClassifier {
     }
 
     const failedChild = await this.failedChildOf(job, key, reported && { child: reported, confirmed: reportedIsFailedChild });
-    const rootCause = failedChild && (await this.rootCause(failedChild, load));
+    const stored = signal.facts?.rootCause;
+    const rootCause = failedChild && (failedChild.key === signal.facts?.namedChild?.key && stored ? stored : await this.rootCause(failedChild, load));
     // Asked again now that the name and the cause are known; the children read early serve either way.
     const wanted = this.parentInterest(signal.queueName, job.name, failedChild !== undefined);
     const listed = wanted ? await (children ?? this.childrenOf(key, signal.facts)) : undefined;

@@ -34,7 +34,7 @@ import type { FlowFailureModuleOptions } from '../interfaces/flow-failure-option
 import type { FlowFailureStatus } from '../interfaces/flow-failure-status.interface.js';
 import { RedisConnections } from '../redis/redis-connections.js';
 import { RedisKeys } from '../redis/redis-keys.js';
-import { ReadBehind } from '../sources/stream/read-behind.js';
+import { FailureReads } from '../sources/stream/failure-reads.js';
 import { StreamPositions } from '../sources/stream/stream-position.js';
 import { StreamSource } from '../sources/stream/stream.source.js';
 import { SweepSource } from '../sources/sweep.source.js';
@@ -298,7 +298,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         positions,
         deliver,
         capacity,
-        new ReadBehind(readAndClaim, keys, loader, children),
+        new FailureReads(readAndClaim, keys, loader, children),
         { queues, consumer: this.owner, leaseMs: config.leaseMs, holdersCatchingUp },
       ),
       sweep,

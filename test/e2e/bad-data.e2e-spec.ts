@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ChildFailedEvent } from 'nestjs-flow-failure';
-import { RedisKeys, claimStore, jobLoader, readBehind } from '../support/internals.js';
+import { RedisKeys, claimStore, jobLoader, failureReads } from '../support/internals.js';
 import { type TestApp, TestRedis, recordingHandlers, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
 import { type OwnRedisServer, startRedisServer } from '../support/redis-server.mjs';
 
@@ -109,7 +109,7 @@ describe('one bad failed job among good ones', () => {
     const blocking = redis.connection();
     const dead = claimStore(redis.connection(), keys, 'dead-replica', 1000, 60_000);
     const loader = jobLoader(redis.connection(), keys);
-    const script = readBehind(blocking, keys, 'dead-replica', ['items'], loader, { store: dead, handlers: () => ['child-failed:RecordingHandlers.child'] });
+    const script = failureReads(blocking, keys, 'dead-replica', ['items'], loader, { store: dead, handlers: () => ['child-failed:RecordingHandlers.child'] });
     const read = blocking.call('XREADGROUP', 'GROUP', keys.group, 'dead-replica', 'COUNT', 100, 'STREAMS', keys.eventsStream('items'), '>');
     const claimed = await script.request(100);
     await read;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
 import type { Job } from 'bullmq';
 import { HeldAttempts } from '../support/held-attempts.js';
-import { type FailureSignal, type JobLoader, type ReadClaimRules, RedisKeys, claimStore, jobKey, jobLoader, occurrenceId, readBehind, streamReplyPairs } from '../support/internals.js';
+import { type FailureSignal, type JobLoader, type ReadClaimRules, RedisKeys, claimStore, jobKey, jobLoader, occurrenceId, failureReads, streamReplyPairs } from '../support/internals.js';
 import { uniquePrefix, waitUntil } from '../support/harness.js';
 import { specResources } from '../support/spec-resources.js';
 
@@ -21,7 +21,7 @@ describe('the read-and-claim script behind each stream read', () => {
   /** One consumer: a blocking connection of its own (as each app instance has) and its prefetch. */
   const consumer = (name: string, claimRules?: ReadClaimRules) => {
     const blocking = spec.redis.connection();
-    const prefetch = readBehind(blocking, keys, name, ['payments'], loader, claimRules);
+    const prefetch = failureReads(blocking, keys, name, ['payments'], loader, claimRules);
     /** A read as the stream source sends it, with the prefetch right behind it. */
     const read = async () => {
       const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, 'STREAMS', stream, '>');
@@ -73,7 +73,9 @@ describe('the read-and-claim script behind each stream read', () => {
     const none = { completed: [], failed: [], ignored: [], pending: [], truncated: false };
     expect(plainJob?.facts).toEqual({ namedChild: undefined, children: none });
     const child = { queueName: 'stock', jobId: flow.children?.[0].job.id, key: childKey, jobName: 'reserve', failedReason: 'reserve failed' };
-    expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, children: { ...none, failed: [child] } });
+    // The failed child is the root cause too: nothing deeper failed it.
+    const rootCause = { ...child, stacktrace: [expect.stringContaining('Error: reserve failed')] };
+    expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, children: { ...none, failed: [child] }, rootCause });
     await a.prefetch.received(first.pairs, []);
 
     // Another consumer was handed none of these entries; this one has nothing new past them.

@@ -19,7 +19,7 @@ import type { ReservationUse } from '../../lib/dispatcher/worker-reservations.js
 import type { DeadLetter } from '../../lib/index.js';
 import { type JobAttempt, RedisKeys, deadLetterQueueName } from '../../lib/redis/redis-keys.js';
 import { FlowFailureRuntime } from '../../lib/runtime/flow-failure.runtime.js';
-import { ReadBehind } from '../../lib/sources/stream/read-behind.js';
+import { FailureReads } from '../../lib/sources/stream/failure-reads.js';
 import { StreamPositions } from '../../lib/sources/stream/stream-position.js';
 
 export { parseClaimMember } from '../../lib/claims/formats.js';
@@ -57,10 +57,10 @@ export interface ReadClaimRules {
 }
 
 /**
- * The stream source's script behind each read, for one consumer on its own blocking
- * connection; it reads failed jobs' children, and claims when `claims` is given.
+ * The stream source's reads through read-and-claim.lua, for one consumer on its own
+ * blocking connection; they read failed jobs' children, and claim when `claims` is given.
  */
-export function readBehind(blocking: Redis, keys: RedisKeys, consumer: string, queues: readonly string[], loader: JobLoader, claims?: ReadClaimRules): ReadBehind {
+export function failureReads(blocking: Redis, keys: RedisKeys, consumer: string, queues: readonly string[], loader: JobLoader, claims?: ReadClaimRules): FailureReads {
   const streams = queues.map((queueName) => ({
     stream: keys.eventsStream(queueName),
     queueName,
@@ -68,7 +68,7 @@ export function readBehind(blocking: Redis, keys: RedisKeys, consumer: string, q
     handlers: claims?.handlers(queueName) ?? [],
   }));
   const script = new ReadAndClaim(new LuaScripts(blocking), keys, consumer, streams, claims?.store.readClaimArgs(), CHILDREN_PER_GROUP);
-  return new ReadBehind(script, keys, loader, new FlowChildrenReader(new LuaScripts(blocking), keys));
+  return new FailureReads(script, keys, loader, new FlowChildrenReader(new LuaScripts(blocking), keys));
 }
 
 /** The name this app instance's claims and reservations carry in Redis. */

@@ -1,46 +1,65 @@
 --[[
-  The stream source's read: sent on the blocking connection right behind XREADGROUP, it
-  waits in Redis's input buffer and runs the moment the read is served. It reads this
-  consumer's entries past the given ids (XREADGROUP with an id, which also counts one
-  more delivery of each), so what other replicas were handed is not loaded here, and
-  returns their failed jobs with the answers the classifier needs: it then asks Redis
-  nothing. When the stream is the primary source it also claims them: the dispatcher
-  then waits for nothing.
+  The stream source's read of failures, in one of two modes:
 
-  Claiming, it records each terminal failure (the job has finishedOn) under the
-  occurrence id every source derives, with the one claim rule (claimOccurrence) and the
-  reservation of the attempt that failed, for every handler given: which of them match
-  is only known once the job is classified, and the dispatcher releases the others
-  (release-unwanted.lua) with the snapshot. Until that is stored, a replica taking the
-  claims over rebuilds the occurrence from the job.
+  'behind': sent on the blocking connection right behind XREADGROUP, it waits in Redis's
+  input buffer and runs the moment the read is served. It reads this consumer's entries
+  past the given ids (XREADGROUP with an id, which also counts one more delivery of each),
+  so what other replicas were handed is not loaded here. Every failure entry is answered;
+  the caller acknowledges the entries once their failures are recorded.
+
+  'new': a catch-up's read, alone: it reads entries no consumer was handed yet ('>'),
+  claims their failures and acknowledges every entry it read, since each failure it
+  could record is recorded by now (the rest report no failure, or one whose job is gone
+  or no longer failed). Only failures that took a claim or were recorded first here, and
+  malformed failure entries, are answered: the other entries never leave Redis. It takes
+  no more claims than `room`: it reads each stream in steps of at most as many entries as
+  the claims left allow (an entry reports one failure at most), so whatever it reads it
+  can claim, and it starts with a different stream at each call.
+
+  For each failure it returns the failed job with the answers the classifier needs (it
+  then asks Redis nothing) and, when claiming, the claims: it records each terminal
+  failure (the job has finishedOn) under the occurrence id every source derives, with the
+  one claim rule (claimOccurrence) and the reservation of the attempt that failed, for
+  every handler given: which of them match is only known once the job is classified, and
+  the dispatcher releases the others (release-unwanted.lua). Until the snapshot is
+  stored, a replica taking the claims over rebuilds the occurrence from the job.
 
   Input:
     KEYS[1..n]  the events streams
     ARGV[1]     group
     ARGV[2]     consumer
-    ARGV[3]     count
-    ARGV[4]     the failed-children key suffix (':unsuccessful')
-    ARGV[5]     at most this many children per group (childrenOf)
+    ARGV[3]     count (entries per stream)
+    ARGV[4]     mode: 'behind' or 'new' ('new' needs claiming)
+    ARGV[5]     'new': the claims it may take (room)
+    ARGV[6]     'new': the stream to start with (1-based)
+    ARGV[7]     the failed-children key suffix (':unsuccessful')
+    ARGV[8]     at most this many children per group (childrenOf)
     then '1' and the claim arguments (leases key, occurrence key prefix, owner, leaseMs,
     ttlMs, reservation key prefix) to claim, or '0' alone
-    then per stream: the id after which to read ('0': from the start), the queue, its job
-    key prefix (`<prefix>:<queue>:`), '1' when a failed job's children are wanted, the
-    number of handlers to claim and their keys
+    then per stream: the id after which to read ('behind'; '0': from the start; ignored
+    by 'new'), the queue, its job key prefix (`<prefix>:<queue>:`), '1' when a failed
+    job's children are wanted, the number of handlers to claim and their keys
 
   Output:
-    for each entry read that reports a failure, nine values: stream position (1-based),
-    job id, the job's hash (empty when the job is gone), the child key its failedReason
-    names ('' if none), 1 if that child is among its failed children (else 0), its
-    children (childrenOf's list; empty when not asked), the occurrence id it claimed (''
-    if none), the claims granted (position, handler, attempt, ...) and 1 when this read
-    recorded the occurrence first (else 0)
+    per stream, in KEYS order: entries read, the id of the last one ('' if none), and 1
+    when it may hold more unread entries (else 0);
+    then for each failure answered, eleven values: stream position (1-based), entry id,
+    job id ('' when the entry has none: malformed), the job's hash (empty when the job is
+    gone), the child key its failedReason names ('' if none), 1 if that child is among
+    its failed children (else 0), its children (childrenOf's list; empty when not asked),
+    its root cause (key, name, failedReason, stacktrace of the job at the end of the
+    chain of failed children, followed down from the named child; empty when none), the
+    occurrence id it claimed ('' if none), the claims granted (position, handler,
+    attempt, ...) and 1 when this read recorded the occurrence first (else 0)
 ]]
 --- @include "includes/now"
 --- @include "includes/formats"
 --- @include "includes/claim-occurrence"
 --- @include "includes/children-of"
-local failedChildrenSuffix, childrenLimit = ARGV[4], tonumber(ARGV[5])
-local a = 6
+local group, consumer, count, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local room, firstStream = tonumber(ARGV[5]), tonumber(ARGV[6])
+local failedChildrenSuffix, childrenLimit = ARGV[7], tonumber(ARGV[8])
+local a = 9
 local claiming = ARGV[a] == '1'
 local leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix
 if claiming then
@@ -49,59 +68,122 @@ if claiming then
 else
   a = a + 1
 end
-local streams, settings = {}, {}
+local catchingUp = mode == 'new'
+if catchingUp and not claiming then return redis.error_reply('read-and-claim: mode new needs claiming') end
+-- Deeper than any sane flow; stops a corrupt, cyclic chain of failed children.
+local MAX_CASCADE_DEPTH = 64
+
+local settings = {}
 for k = 1, #KEYS do
-  local count = tonumber(ARGV[a + 4])
+  local handlerCount = tonumber(ARGV[a + 4])
   local handlers = {}
-  for i = 1, count do handlers[i] = ARGV[a + 4 + i] end
-  streams[k] = KEYS[k]
-  streams[#KEYS + k] = ARGV[a]
-  settings[KEYS[k]] = { position = k, queue = ARGV[a + 1], prefix = ARGV[a + 2], askChildren = ARGV[a + 3] == '1', handlers = handlers }
-  a = a + 5 + count
+  for i = 1, handlerCount do handlers[i] = ARGV[a + 4 + i] end
+  settings[k] = { stream = KEYS[k], after = ARGV[a], queue = ARGV[a + 1], prefix = ARGV[a + 2], askChildren = ARGV[a + 3] == '1', handlers = handlers }
+  a = a + 5 + handlerCount
 end
-local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', unpack(streams))
-local out = {}
-for _, stream in ipairs(reply or {}) do
-  local setting = settings[stream[1]]
-  for _, entry in ipairs(stream[2]) do
-    local fields = entry[2] or {}
-    local event, jobId
-    for i = 1, #fields, 2 do
-      if fields[i] == 'event' then event = fields[i + 1] elseif fields[i] == 'jobId' then jobId = fields[i + 1] end
-    end
-    if event == 'failed' and jobId then
-      local key = setting.prefix .. jobId
-      local hash = redis.call('HGETALL', key)
-      local reason, finishedOn, attemptsStarted
-      for i = 1, #hash, 2 do
-        local field = hash[i]
-        if field == 'failedReason' then reason = hash[i + 1]
-        elseif field == 'finishedOn' then finishedOn = hash[i + 1]
-        elseif field == 'ats' then attemptsStarted = hash[i + 1] end
-      end
-      local named = deferredChildOf(reason)
-      local namedFailed = 0
-      if named ~= '' and redis.call('ZSCORE', key .. failedChildrenSuffix, named) then namedFailed = 1 end
-      local children = {}
-      if setting.askChildren and #hash > 0 then children = childrenOf(key, childrenLimit) end
-      local id, granted, recorded = '', {}, 0
-      if claiming and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
-        id = occurrenceIdOf(setting.queue, jobId, finishedOn)
-        local reservation = attemptsStarted and reservationKeyOf(reservationPrefix, setting.queue, jobId, attemptsStarted) or ''
-        if claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', 0, granted, reservation) then
-          recorded = 1
-        end
-      end
-      out[#out + 1] = setting.position
-      out[#out + 1] = jobId
-      out[#out + 1] = hash
-      out[#out + 1] = named
-      out[#out + 1] = namedFailed
-      out[#out + 1] = children
-      out[#out + 1] = id
-      out[#out + 1] = granted
-      out[#out + 1] = recorded
+
+-- The job at the end of the chain of failed children that starts at `childKey`.
+local function rootCauseOf(childKey)
+  local cause = {}
+  local current = childKey
+  for _ = 1, MAX_CASCADE_DEPTH do
+    local fields = redis.call('HMGET', current, 'name', 'failedReason', 'stacktrace')
+    if not fields[1] then break end
+    cause = { current, fields[1], fields[2] or '', fields[3] or '' }
+    local next = deferredChildOf(fields[2])
+    if next == '' or not redis.call('ZSCORE', current .. failedChildrenSuffix, next) then break end
+    current = next
+  end
+  return cause
+end
+
+local answers = {}
+
+-- Reads one entry: a failure's job and answers, and its claims. Returns the claims granted.
+local function readEntry(position, setting, entry)
+  local fields = entry[2] or {}
+  local event, jobId
+  for i = 1, #fields, 2 do
+    if fields[i] == 'event' then event = fields[i + 1] elseif fields[i] == 'jobId' then jobId = fields[i + 1] end
+  end
+  if event ~= 'failed' then return 0 end
+  local key = jobId and setting.prefix .. jobId
+  local hash = key and redis.call('HGETALL', key) or {}
+  local reason, finishedOn, attemptsStarted
+  for i = 1, #hash, 2 do
+    local field = hash[i]
+    if field == 'failedReason' then reason = hash[i + 1]
+    elseif field == 'finishedOn' then finishedOn = hash[i + 1]
+    elseif field == 'ats' then attemptsStarted = hash[i + 1] end
+  end
+  local id, granted, recorded = '', {}, 0
+  if claiming and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
+    id = occurrenceIdOf(setting.queue, jobId, finishedOn)
+    local reservation = attemptsStarted and reservationKeyOf(reservationPrefix, setting.queue, jobId, attemptsStarted) or ''
+    if claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', 0, granted, reservation) then
+      recorded = 1
     end
   end
+  if catchingUp and jobId and #granted == 0 and recorded == 0 then return 0 end
+  local named = deferredChildOf(reason)
+  local namedFailed = 0
+  if named ~= '' and redis.call('ZSCORE', key .. failedChildrenSuffix, named) then namedFailed = 1 end
+  local children = {}
+  if setting.askChildren and #hash > 0 then children = childrenOf(key, childrenLimit) end
+  answers[#answers + 1] = position
+  answers[#answers + 1] = entry[1]
+  answers[#answers + 1] = jobId or ''
+  answers[#answers + 1] = hash
+  answers[#answers + 1] = named
+  answers[#answers + 1] = namedFailed
+  answers[#answers + 1] = children
+  answers[#answers + 1] = namedFailed == 1 and rootCauseOf(named) or {}
+  answers[#answers + 1] = id
+  answers[#answers + 1] = granted
+  answers[#answers + 1] = recorded
+  return #granted / 3
 end
+
+local out = {}
+if catchingUp then
+  for step = 0, #KEYS - 1 do
+    local k = (firstStream - 1 + step) % #KEYS + 1
+    local setting = settings[k]
+    local perFailure = math.max(1, #setting.handlers)
+    local read, last, more, ids = 0, '', 1, {}
+    while read < count do
+      local want = math.min(count - read, math.floor(room / perFailure))
+      if want < 1 then break end
+      local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', setting.stream, '>')
+      local entries = reply and reply[1][2] or {}
+      for _, entry in ipairs(entries) do
+        ids[#ids + 1] = entry[1]
+        room = room - readEntry(k, setting, entry)
+      end
+      read = read + #entries
+      if #entries > 0 then last = entries[#entries][1] end
+      if #entries < want then
+        more = 0
+        break
+      end
+    end
+    if #ids > 0 then redis.call('XACK', setting.stream, group, unpack(ids)) end
+    out[3 * k - 2], out[3 * k - 1], out[3 * k] = read, last, more
+  end
+else
+  local streams = {}
+  for k = 1, #KEYS do
+    streams[k] = KEYS[k]
+    streams[#KEYS + k] = settings[k].after
+  end
+  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', unpack(streams))
+  local byStream = {}
+  for _, stream in ipairs(reply or {}) do byStream[stream[1]] = stream[2] end
+  for k = 1, #KEYS do
+    local entries = byStream[KEYS[k]] or {}
+    for _, entry in ipairs(entries) do readEntry(k, settings[k], entry) end
+    out[3 * k - 2], out[3 * k - 1], out[3 * k] = #entries, #entries > 0 and entries[#entries][1] or '', #entries >= count and 1 or 0
+  end
+end
+for i = 1, #answers do out[#out + 1] = answers[i] end
 return out

@@ -5,7 +5,7 @@ import { tracing } from '../../diagnostics.js';
 import { chunks } from '../../util/chunks.js';
 import { MESSAGES } from '../../flow-failure.messages.js';
 import type { RedisKeys } from '../../redis/redis-keys.js';
-import type { ReadBehind } from './read-behind.js';
+import type { FailureReads } from './failure-reads.js';
 import { parseStreamEntry, streamReplyPairs } from './stream-entry.js';
 import { type StreamPositions, toRecord } from './stream-position.js';
 
@@ -26,7 +26,13 @@ export interface StreamSourceOptions {
   holdersCatchingUp: () => Promise<boolean>;
 }
 
+/** Entries per stream and read, at most. */
 const BATCH = 500;
+/**
+ * The least share of entries taken to be failures when sizing a read to the handlers'
+ * room: most entries of a busy stream are not failures (added, active, completed, ...).
+ */
+const MIN_FAILURE_SHARE = 0.1;
 /** Idle entries of a stopped consumer taken over per call. */
 const TAKEOVER_BATCH = 200;
 const MAX_BATCHES_IN_FLIGHT = 4;
@@ -57,6 +63,8 @@ export class StreamSource {
   private readonly recorded = new Map<string, string[]>();
   private recordedCount = 0;
   private ackTimer?: NodeJS.Timeout;
+  /** Of the entries read lately, the share that reported failures: reads are sized by it. */
+  private failureShare = 1;
 
   constructor(
     private readonly commands: Redis,
@@ -66,8 +74,8 @@ export class StreamSource {
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     /** The handlers' room: reading waits for it, and reads no more entries than it. */
     private readonly capacity: { room(): number; whenRoom(): Promise<void> },
-    /** The script behind each read that fetches (and claims) the failed jobs it was handed. */
-    private readonly readBehind: ReadBehind,
+    /** The reads through read-and-claim.lua: behind each blocking read, and a catch-up's. */
+    private readonly reads: FailureReads,
     private readonly options: StreamSourceOptions,
   ) {
     for (const queue of options.queues) this.queueOfStream.set(keys.eventsStream(queue), queue);
@@ -122,7 +130,6 @@ export class StreamSource {
   }
 
   private async readLoop(): Promise<void> {
-    const streams = [...this.queueOfStream.keys()];
     // Batches being delivered while the next one is read, when there is a backlog.
     const batches = new Set<Promise<void>>();
     let errors = 0;
@@ -131,6 +138,8 @@ export class StreamSource {
     let backOff = false;
     // After an error, first re-read what this consumer already holds ('0'), then new entries ('>').
     let ownPending = false;
+    // Start-up may find a backlog (the app was down): the first read is a catch-up's.
+    let backlog = this.reads.canCatchUp;
     while (!this.stopping) {
       // When the handlers are behind, wait until they have room: not a fixed pause, which a catch-up spent idle.
       await this.until(this.capacity.whenRoom());
@@ -139,20 +148,12 @@ export class StreamSource {
       if (this.stopping) break;
       try {
         if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
-        const ids = streams.map(() => (ownPending ? '0' : '>'));
-        // No more entries than the handlers have room for: the rest stay for other replicas.
-        const count = Math.max(1, Math.min(BATCH, this.capacity.room()));
-        const read = this.blocking.call(
-          'XREADGROUP', 'GROUP', this.keys.group, this.options.consumer,
-          'COUNT', count, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
-        );
-        // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
-        const found = this.backupPauseMs === 0 ? this.readBehind.request(count) : undefined;
-        const pairs = streamReplyPairs(await read);
-        if (tracing.streamRead.hasSubscribers) tracing.streamRead.publish({ pairs });
-        const batch = this.parse(pairs, count);
-        await this.readBehind.received(pairs, batch.signals, found);
+        // No more entries than the handlers have room for failures: the rest stay for other replicas.
+        const count = Math.max(1, Math.min(BATCH, Math.ceil(this.capacity.room() / Math.max(MIN_FAILURE_SHARE, this.failureShare))));
+        const batch = backlog && !ownPending && this.reads.canCatchUp ? await this.catchUpRead() : await this.headRead(count, ownPending);
+        if (batch.count > 0) this.failureShare = 0.8 * this.failureShare + 0.2 * (batch.signals.length / batch.count);
         if (ownPending && batch.count === 0) ownPending = false;
+        backlog = batch.full;
         // Settles once the failures are recorded (their acknowledgement follows later), or once
         // a failure to record them is handled.
         const delivery: Promise<void> = this.complete(batch)
@@ -188,6 +189,38 @@ export class StreamSource {
       }
     }
     await Promise.allSettled(batches);
+  }
+
+  /**
+   * At the head of the streams: a blocking read of new entries ('>'), or after an error of
+   * this consumer's own pending ones ('0'), with the script right behind it that fetches
+   * (and, as the primary source, claims) the failed jobs among them.
+   */
+  private async headRead(count: number, ownPending: boolean): Promise<StreamBatch> {
+    const streams = [...this.queueOfStream.keys()];
+    const ids = streams.map(() => (ownPending ? '0' : '>'));
+    const read = this.blocking.call(
+      'XREADGROUP', 'GROUP', this.keys.group, this.options.consumer,
+      'COUNT', count, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
+    );
+    // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
+    const found = this.backupPauseMs === 0 ? this.reads.request(count) : undefined;
+    const pairs = streamReplyPairs(await read);
+    if (tracing.streamRead.hasSubscribers) tracing.streamRead.publish({ pairs });
+    const batch = this.parse(pairs, count);
+    await this.reads.received(pairs, batch.signals, found);
+    return batch;
+  }
+
+  /**
+   * A backlog's read: the script reads new entries, records and claims their failures (no
+   * more runs than the handlers have room for) and acknowledges them in Redis; only the
+   * failures claimed here come back.
+   */
+  private async catchUpRead(): Promise<StreamBatch> {
+    const read = await this.reads.catchUp(BATCH, this.capacity.room());
+    for (const [stream, id] of read.malformed) this.logger.warn(MESSAGES.streamEntryMalformed(stream, `failed entry ${id} has no jobId`));
+    return { signals: read.signals, acks: [], count: read.entries, full: read.full };
   }
 
   /** The failures in a reply, and every entry id to acknowledge once they are recorded. */
