@@ -16,6 +16,7 @@ import type { RedisKeys } from '../redis/redis-keys.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { SettledGate } from './settled-gate.js';
+import { SnapshotWriter } from './snapshot-writer.js';
 import { StartedRuns } from './started-runs.js';
 import type { HandlerMatch, Run, RunResult } from './run.js';
 import { RunQueue } from './run-queue.js';
@@ -51,8 +52,7 @@ export class FailureDispatcher {
   private readonly runs: RunQueue;
   private readonly settled: SettledGate;
   private readonly startedHere: StartedRuns;
-  /** Unwanted claims of read occurrences being released (ClaimStore.releaseUnwanted). */
-  private readonly releasing = new Set<Promise<void>>();
+  private readonly snapshots: SnapshotWriter;
   private stopped = false;
 
   constructor(
@@ -70,6 +70,7 @@ export class FailureDispatcher {
     this.runs = new RunQueue(claims, this.leases, options, deadLetters, telemetry, (run) => void this.resumeRetry(run));
     this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.startRun(run));
     this.startedHere = new StartedRuns(2 * options.leaseMs);
+    this.snapshots = new SnapshotWriter(claims, options.markerTtlMs);
   }
 
   /** How many more runs this instance should take on now (see RunQueue.room). */
@@ -84,7 +85,7 @@ export class FailureDispatcher {
 
   /** Nothing queued, running, being settled, released or waiting to retry here. */
   get idle(): boolean {
-    return this.runs.idle && this.settled.idle && this.releasing.size === 0;
+    return this.runs.idle && this.settled.idle && this.snapshots.idle;
   }
 
   /** Runs queued, running, being settled or promised here. */
@@ -170,7 +171,7 @@ export class FailureDispatcher {
     this.stopped = true;
     this.settled.stop();
     const forHandBack = Math.min(HAND_BACK_MS, Math.floor(budget.left() / 5));
-    await within(budget.left() - forHandBack, Promise.all([this.runs.stop(), Promise.allSettled([...this.releasing])]));
+    await within(budget.left() - forHandBack, this.runs.stop().then(() => this.snapshots.flush()));
     await this.leases.handBack(budget.left(), this.runs.parked);
   }
 
@@ -261,12 +262,12 @@ export class FailureDispatcher {
   }
 
   /**
-   * Runs the claims a read took that match, and releases the rest (with the claims of an
-   * occurrence the classifier dropped: its job was retried or removed since).
+   * Runs the claims a read took that match; the rest are released, and the snapshot stored
+   * while a run still needs it, a moment later (SnapshotWriter). The claims of an occurrence
+   * the classifier dropped (its job was retried or removed since) are released too.
    */
   private runReadClaims(occurrences: readonly FailureOccurrence[], taken: ReadonlyMap<string, GrantedClaim[]>): GrantedClaim[] {
     const granted: GrantedClaim[] = [];
-    const unwanted: UnwantedClaims[] = [];
     const classified = new Set<string>();
     for (const occurrence of occurrences) {
       const claims = taken.get(occurrence.id);
@@ -275,23 +276,23 @@ export class FailureDispatcher {
       // A claim already running here (its lease lapsed and the read took it again) runs once.
       const fresh = claims.filter((claim) => !this.leases.holds(claim.handlerKey, claim.occurrenceId));
       const split = this.splitByMatch(occurrence, fresh);
+      this.snapshots.add(occurrence, split.matching.length, split.unwanted);
       for (const { claim, match } of split.matching) {
-        this.queueRun(this.run(claim, match));
+        const run = this.run(claim, match);
+        run.done = (result) => {
+          if (result.ok) this.snapshots.runDone(occurrence.id);
+        };
+        this.queueRun(run);
         granted.push(claim);
       }
-      unwanted.push({ occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: split.unwanted });
     }
+    const unclassified: UnwantedClaims[] = [];
     for (const [occurrenceId, claims] of taken) {
-      if (!classified.has(occurrenceId)) unwanted.push({ occurrenceId, snapshot: '', handlerKeys: claims.map((c) => c.handlerKey) });
+      if (!classified.has(occurrenceId)) unclassified.push({ occurrenceId, snapshot: '', handlerKeys: claims.map((c) => c.handlerKey) });
     }
-    // Not awaited: the occurrences are recorded already, and the reader goes on. Should it
-    // fail, the unwanted claims' leases run out and the take-over releases them; a missing
-    // snapshot is rebuilt from the job.
-    const releasing: Promise<void> = this.claims
-      .releaseUnwanted(unwanted, this.options.markerTtlMs)
-      .catch((error: unknown) => this.logger.warn(MESSAGES.unwantedNotReleased(error)))
-      .finally(() => this.releasing.delete(releasing));
-    this.releasing.add(releasing);
+    if (unclassified.length > 0) {
+      void this.claims.releaseUnwanted(unclassified, this.options.markerTtlMs).catch((error: unknown) => this.logger.warn(MESSAGES.unwantedNotReleased(error)));
+    }
     return granted;
   }
 

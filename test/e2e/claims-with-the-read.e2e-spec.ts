@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
-import { claimStore, heldClaims, jobLoader, moduleKeys, readBehind } from '../support/internals.js';
+import { claimStore, heldClaims, jobLoader, moduleKeys, failureReads } from '../support/internals.js';
 import { OnChildFailed } from '../../lib/index.js';
 import { EventLog, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
 import { specResources } from '../support/spec-resources.js';
@@ -75,6 +75,27 @@ describe('claims taken with the stream read', () => {
     await expectNothingHeld();
   });
 
+  test('the snapshot of a read occurrence is stored while its handler runs on, and none for one whose handlers are done', async () => {
+    // Quick child handlers, a parent handler that takes 1.5 s: the parents' runs outlive the
+    // moment (SnapshotWriter) after which a run still going has its snapshot written.
+    const slowParents = recordingHandlers({ parent: 'orders', child: 'payments' }, { delayMs: 1500 });
+    const app = await spec.start({ handlers: [slowParents], options: { queues: ['orders', 'payments'], sources: ['stream'] } });
+    startWorkers('orders', 'payments');
+    const [flow] = await spec.redis.failOrders(1);
+    const orderKey = keys.occurrence(`orders:${flow.job.id}:${await finishedOn('orders', flow.job.id as string)}`);
+    await waitUntil('the parent handler started', () => app.log.started.some((run) => run.handler === 'parent'));
+    await waitUntil('its snapshot stored while it runs', async () => (await spec.redis.redis.hget(orderKey, 'snapshot')) !== null, 1000);
+    expect(JSON.parse((await spec.redis.redis.hget(orderKey, 'snapshot')) as string).parentFailed.jobId).toBe(flow.job.id);
+    await settle(app);
+    // Done: the snapshot goes, the marks stay; the child's occurrence never had one.
+    expect(await spec.redis.redis.hget(orderKey, 'snapshot')).toBeNull();
+    const childId = flow.children?.[0].job.id as string;
+    const childKey = keys.occurrence(`payments:${childId}:${await finishedOn('payments', childId)}`);
+    expect(await spec.redis.redis.hgetall(childKey)).toEqual({ [`h:${HANDLER_KEYS.payments[0]}`]: 'done' });
+  });
+
+  const finishedOn = async (queue: string, jobId: string) => (await spec.redis.queue(queue).getJob(jobId))?.finishedOn;
+
   test('a replica that stopped between its read and storing the snapshot, its entries trimmed since: another rebuilds the failures from the jobs, runs each handler once, forgets the unwanted claims', async () => {
     const streams = new Map(['orders', 'payments'].map((queue) => [keys.eventsStream(queue), queue]));
     for (const stream of streams.keys()) await spec.redis.redis.xgroup('CREATE', stream, keys.group, '$', 'MKSTREAM');
@@ -85,7 +106,7 @@ describe('claims taken with the stream read', () => {
     const blocking = spec.redis.connection();
     const loader = jobLoader(spec.redis.connection(), keys);
     const stopped = claimStore(spec.redis.connection(), keys, 'stopped-replica', 100, 60_000);
-    const prefetch = readBehind(blocking, keys, 'stopped-replica', [...streams.values()], loader, {
+    const prefetch = failureReads(blocking, keys, 'stopped-replica', [...streams.values()], loader, {
       store: stopped,
       handlers: (queue) => HANDLER_KEYS[queue as keyof typeof HANDLER_KEYS],
     });

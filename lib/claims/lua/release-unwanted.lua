@@ -3,7 +3,8 @@
   handler of the queue): releases the claims of the handlers that turned out not to want
   it, when this owner holds them or their lease has expired, as if never claimed. Then
   stores the snapshot while a handler still needs it (running or dead), or keeps the
-  occurrence only as a marker (markerTtlMs) when no handler wanted it.
+  occurrence only as a marker (markerTtlMs) when no handler wanted it. A snapshot '' (none
+  given) stores nothing, and never stands in for one another instance stores.
 
   Input:
     KEYS[1]      leases ZSET
@@ -45,7 +46,7 @@ for k = 2, #KEYS do
   if handlers == 0 then
     redis.call('HSET', occurrenceKey, 'snapshot', snapshot)
     redis.call('PEXPIRE', occurrenceKey, markerTtl)
-  elseif needed then
+  elseif needed and snapshot ~= '' then
     redis.call('HSETNX', occurrenceKey, 'snapshot', snapshot)
   end
   a = a + 3 + count
