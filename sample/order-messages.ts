@@ -36,6 +36,12 @@ export interface StepFailure extends OrderStep {
   reason: string;
 }
 
+/** A step that finished after its order had failed: BullMQ lets a failed order's other steps go on. */
+export interface LateStep extends OrderStep {
+  state: string;
+  afterMs: number;
+}
+
 /** What `OrderCompensation` did when an order failed. */
 export interface Compensation {
   eventId: string;
@@ -69,4 +75,7 @@ export interface OrderStatus {
   result?: OrderResult;
   compensations: Compensation[];
   incidents: Incident[];
+  lateSteps: LateStep[];
+  /** What the payment and stock books hold for the order now: nothing, once a failed order is compensated. */
+  holding: { charged: number; items: number };
 }

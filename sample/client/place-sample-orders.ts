@@ -2,7 +2,7 @@ import type { OrderClient } from './order-client.js';
 import { placedLine, statusLines, summaryLine } from './report.js';
 import { SAMPLE_ORDERS } from './sample-orders.js';
 
-const SETTLE_TIMEOUT_MS = 30_000;
+const SETTLE_TIMEOUT_MS = 60_000;
 
 /** Places the sample orders, waits for them to settle, prints what happened; false when some never settled. */
 export async function placeSampleOrders(client: OrderClient): Promise<boolean> {

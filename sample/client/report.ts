@@ -14,10 +14,16 @@ export function placedLine(orderId: number, request: OrderRequest, expected: str
   return `placed order ${orderId}: ${request.quantity} x ${request.item}, ${card}, ${request.email} (${expected})`;
 }
 
-/** One line per handler run (compensation, incident), and one for each order that completed. */
+/** One line per handler run (compensation, incident) and late step, one for each order that completed. */
 export function statusLines(status: OrderStatus): string[] {
   const order = `order ${status.orderId}`;
   const lines = status.compensations.map((compensation) => `${order} failed: ${describeCompensation(compensation)}`);
+  for (const step of status.lateSteps) {
+    lines.push(`${order} late step: ${jobName(step)} ${step.state} ${seconds(step.afterMs)} after the order failed`);
+  }
+  if (status.state === 'failed' && !holdsNothing(status)) {
+    lines.push(`${order} still holds ${money(status.holding.charged)} and ${status.holding.items} items after its compensation`);
+  }
   if (status.result) {
     const { charged, reserved, confirmation } = status.result;
     lines.push(`${order} completed: charged ${money(charged)}, reserved ${reserved.quantity} x ${reserved.item}, ${confirmation}`);
@@ -28,14 +34,19 @@ export function statusLines(status: OrderStatus): string[] {
 
 export function summaryLine(statuses: OrderStatus[], elapsedMs: number): string {
   const completed = statuses.filter((status) => status.state === 'completed').length;
-  const compensated = statuses.filter((status) => status.state === 'failed' && status.compensations.length > 0).length;
+  const failed = statuses.filter((status) => status.state === 'failed');
+  const compensated = failed.filter((status) => status.compensations.length > 0).length;
+  const late = failed.flatMap((status) => status.lateSteps).length;
   const incidents = statuses.flatMap((status) => status.incidents);
   const runs = [...statuses.flatMap((status) => status.compensations), ...incidents];
   const events = new Set(runs.map((run) => run.eventId)).size;
   const once = runs.length === events ? 'each handled once' : `but ${runs.length} handler runs: some ran more than once`;
+  const holding = failed.filter((status) => !holdsNothing(status)).map((status) => status.orderId);
+  const books = holding.length === 0 ? 'no failed order holds money or stock' : `failed orders holding money or stock: ${holding.join(', ')}`;
   return (
-    `summary: ${statuses.length} orders, ${completed} completed, ${compensated} failed and compensated; ` +
-    `${incidents.length} failed steps recorded; ${events} failure events, ${once} (${(elapsedMs / 1000).toFixed(1)} s)`
+    `summary: ${statuses.length} orders, ${completed} completed, ${compensated} failed and compensated ` +
+    `(${late} step${late === 1 ? '' : 's'} finished after the order failed); ${incidents.length} failed steps recorded; ` +
+    `${events} failure events, ${once}; ${books} (${seconds(elapsedMs)})`
   );
 }
 
@@ -56,4 +67,13 @@ function jobName(step: OrderStep): string {
 
 function money(amount: number): string {
   return amount.toFixed(2);
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Refunded all it was charged and gave back all it reserved (no more, no less). */
+function holdsNothing({ holding }: OrderStatus): boolean {
+  return holding.charged === 0 && holding.items === 0;
 }

@@ -1,9 +1,11 @@
 import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Module } from '@nestjs/common';
+import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { FlowFailureModule } from 'nestjs-flow-failure';
 import { ChildFailureRecorder } from './failures/child-failure-recorder.js';
 import { IncidentLog } from './failures/incident-log.js';
 import { OrderCompensation } from './failures/order-compensation.js';
+import { MonitoringModule } from './monitoring/monitoring.module.js';
 import { NotificationsProcessor } from './notifications/notifications.processor.js';
 import { OrderBook } from './orders/order-book.js';
 import { ORDER_FLOWS, OrderPlacement } from './orders/order-placement.service.js';
@@ -19,6 +21,8 @@ export interface OrderServiceConfig {
   redis: { host: string; port: number };
   /** BullMQ's key prefix: every key of the queues, and of FlowFailureModule, starts with it. */
   prefix: string;
+  /** The OpenTelemetry SDK's Prometheus reader, served at GET /metrics. */
+  metrics: PrometheusExporter;
 }
 
 @Module({})
@@ -33,6 +37,7 @@ export class OrderServiceModule {
         // No options needed: connection and prefix come from BullModule.forRoot(), and the
         // queues to watch from the @Processor classes and the handlers' decorators.
         FlowFailureModule.forRoot(),
+        MonitoringModule.forRoot(config.metrics),
       ],
       controllers: [OrdersController],
       providers: [

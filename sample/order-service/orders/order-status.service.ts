@@ -2,9 +2,11 @@ import { InjectFlowProducer, InjectQueue } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
 import { RpcException } from '@nestjs/microservices';
 import type { FlowProducer, Job, Queue } from 'bullmq';
-import type { OrderResult, OrderStatus } from '../../order-messages.js';
+import type { LateStep, OrderResult, OrderStatus } from '../../order-messages.js';
 import { IncidentLog } from '../failures/incident-log.js';
-import { OrderBook } from './order-book.js';
+import { PaymentsService } from '../payments/payments.service.js';
+import { StockService } from '../stock/stock.service.js';
+import { type BookedOrder, OrderBook } from './order-book.js';
 import { ORDER_FLOWS } from './order-placement.service.js';
 
 const FINISHED = new Set(['completed', 'failed']);
@@ -17,6 +19,8 @@ export class OrderStatusService {
     @InjectQueue('orders') private readonly orders: Queue,
     private readonly book: OrderBook,
     private readonly incidents: IncidentLog,
+    private readonly payments: PaymentsService,
+    private readonly stock: StockService,
   ) {}
 
   async status(orderId: number): Promise<OrderStatus> {
@@ -41,6 +45,18 @@ export class OrderStatusService {
       result: state === 'completed' ? (flow.job.returnvalue as OrderResult) : undefined,
       compensations: order.compensations,
       incidents,
+      lateSteps: state === 'failed' ? this.lateSteps(order, flow.job, children) : [],
+      holding: { charged: this.payments.balance(orderId), items: this.stock.held(orderId) },
     };
+  }
+
+  /** The steps of a failed order that finished after it. */
+  private lateSteps(order: BookedOrder, parent: Job, children: { job: Job; state: string }[]): LateStep[] {
+    const failedAt = parent.finishedOn ?? Infinity;
+    return children.flatMap(({ job, state }) =>
+      job.finishedOn && job.finishedOn > failedAt
+        ? [{ ...this.book.stepOf(order, job.queueName, job.id as string), state, afterMs: job.finishedOn - failedAt }]
+        : [],
+    );
   }
 }

@@ -1,13 +1,11 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import type { Job } from 'bullmq';
 import type { OrderResult } from '../../order-messages.js';
+import { stepResults } from './step-results.js';
 
 export interface PlaceOrderData {
   orderId: number;
 }
-
-/** Each child returns one of these fields (see the child processors). */
-type ChildResult = Partial<{ charged: number; reserved: OrderResult['reserved']; confirmationSentTo: string }>;
 
 /**
  * Runs once payment and stock are done and the confirmation is sent or has failed for good
@@ -18,7 +16,7 @@ type ChildResult = Partial<{ charged: number; reserved: OrderResult['reserved'];
 @Processor('orders')
 export class OrdersProcessor extends WorkerHost {
   async process(job: Job<PlaceOrderData>): Promise<OrderResult> {
-    const results: ChildResult = Object.assign({}, ...Object.values(await job.getChildrenValues<ChildResult>()));
+    const results = stepResults(Object.values(await job.getChildrenValues()));
     const ignoredFailures = Object.values(await job.getIgnoredChildrenFailures());
     return {
       charged: results.charged ?? 0,

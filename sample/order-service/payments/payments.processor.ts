@@ -14,8 +14,9 @@ export class PaymentsProcessor extends WorkerHost {
     super();
   }
 
+  /** What it returns is the flow's record of the charge: OrderCompensation refunds it from there. */
   async process(job: Job<ChargePaymentData>): Promise<{ charged: number }> {
-    this.payments.charge(job.data.orderId, job.data.card, job.data.amount);
+    await this.payments.charge(job.data.orderId, job.data.card, job.data.amount);
     return { charged: job.data.amount };
   }
 }
