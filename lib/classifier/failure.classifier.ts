@@ -156,7 +156,7 @@ export class FailureClassifier {
       };
     }
 
-    const failedChild = await this.failedChildOf(job, key, reported && { child: reported, confirmed: reportedIsFailedChild });
+    const failedChild = await this.failedChildOf(job, key, reported && { child: reported, confirmed: reportedIsFailedChild }, signal.facts);
     const stored = signal.facts?.rootCause;
     const rootCause = failedChild && (failedChild.key === signal.facts?.namedChild?.key && stored ? stored : await this.rootCause(failedChild, load));
     // Asked again now that the name and the cause are known; the children read early serve either way.
@@ -186,12 +186,13 @@ export class FailureClassifier {
     job: Job,
     key: string,
     asked?: { child: ParsedJobKey; confirmed?: Promise<boolean> },
+    facts?: StoredFacts,
   ): Promise<ParsedJobKey | undefined> {
     const deferred = this.keys.parseDeferredFailure(job.deferredFailure);
     if (deferred) return deferred;
     const named = this.keys.parseDeferredFailure(job.failedReason);
     if (!named) return undefined;
-    const confirmed = asked?.confirmed && asked.child.key === named.key ? asked.confirmed : this.isFailedChild(key, named);
+    const confirmed = asked?.confirmed && asked.child.key === named.key ? asked.confirmed : this.isFailedChild(key, named, facts);
     return (await confirmed) ? named : undefined;
   }
 
