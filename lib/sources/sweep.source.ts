@@ -22,7 +22,7 @@ const LOCK_MS = 5 * 60 * 1000;
  * Past a gap's end, how far its sweep goes too: `finishedOn` comes from the Worker's clock,
  * the stream ids from Redis's, so a trimmed failure may carry a slightly later time.
  */
-const CLOCK_MARGIN_MS = 1000;
+const CLOCK_MARGIN_MS = 100;
 /** A gap whose queue another replica was sweeping is tried again this soon, not at the next interval. */
 const GAP_RETRY_MS = 1000;
 

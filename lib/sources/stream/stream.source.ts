@@ -24,6 +24,11 @@ export interface StreamSourceOptions {
   leaseMs: number;
   /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
   holdersCatchingUp: () => Promise<boolean>;
+  /**
+   * The most runs one catch-up read claims: half the handlers' room, so that the next read
+   * runs in Redis while the last one's failures are classified and run here.
+   */
+  catchUpClaims: number;
 }
 
 /** Entries per stream and read, at most. */
@@ -218,7 +223,7 @@ export class StreamSource {
    * failures claimed here come back.
    */
   private async catchUpRead(): Promise<StreamBatch> {
-    const read = await this.reads.catchUp(BATCH, this.capacity.room());
+    const read = await this.reads.catchUp(BATCH, Math.min(this.capacity.room(), this.options.catchUpClaims));
     for (const [stream, id] of read.malformed) this.logger.warn(MESSAGES.streamEntryMalformed(stream, `failed entry ${id} has no jobId`));
     return { signals: read.signals, acks: [], count: read.entries, full: read.full };
   }
