@@ -26,7 +26,7 @@ export interface BenchConfig {
   };
   memory: { failures: number; batchFailures: number; variants: VariantName[] };
   /** eventsMaxLen undefined: BullMQ's default stream length. */
-  catchUp: { failures: number; eventsMaxLen?: number };
+  catchUp: { failures: number; eventsMaxLen?: number; rounds: number };
   /** Write CPU profiles of the app processes (node --cpu-prof) to this folder. */
   profileDir?: string;
   trace: boolean;
@@ -82,6 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     catchUp: {
       failures: 2 * Math.round(count('BENCH_CATCHUP_FAILURES', 6000, 400) / 2),
       eventsMaxLen: env.BENCH_CATCHUP_MAXLEN ? positive('BENCH_CATCHUP_MAXLEN', env.BENCH_CATCHUP_MAXLEN, 0) : undefined,
+      rounds: Math.round(positive('BENCH_CATCHUP_ROUNDS', env.BENCH_CATCHUP_ROUNDS, scale < 1 ? 1 : 3)),
     },
     profileDir: profile ? join(root, 'bench', 'results', 'profiles') : undefined,
     trace: env.BENCH_TRACE === '1' || env.BENCH_TRACE === 'true',
