@@ -14,7 +14,8 @@
   malformed failure entries, are answered: the other entries never leave Redis. It takes
   no more claims than `room`: it reads each stream in steps of at most as many entries as
   the claims left allow (an entry reports one failure at most), so whatever it reads it
-  can claim, and it starts with a different stream at each call.
+  can claim, and it starts with a different stream at each call. (One entry a call is
+  always read: a queue with more handlers than the room takes one failure at a time.)
 
   For each failure it returns the failed job with the answers the classifier needs (it
   then asks Redis nothing) and, when claiming, the claims: it records each terminal
@@ -146,6 +147,7 @@ end
 
 local out = {}
 if catchingUp then
+  local readInCall = 0
   for step = 0, #KEYS - 1 do
     local k = (firstStream - 1 + step) % #KEYS + 1
     local setting = settings[k]
@@ -153,6 +155,8 @@ if catchingUp then
     local read, last, more, ids = 0, '', 1, {}
     while read < count do
       local want = math.min(count - read, math.floor(room / perFailure))
+      -- A queue with more handlers than the room still moves: one entry per call.
+      if want < 1 and readInCall == 0 then want = 1 end
       if want < 1 then break end
       local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', setting.stream, '>')
       local entries = reply and reply[1][2] or {}
@@ -161,6 +165,7 @@ if catchingUp then
         room = room - readEntry(k, setting, entry)
       end
       read = read + #entries
+      readInCall = readInCall + #entries
       if #entries > 0 then last = entries[#entries][1] end
       if #entries < want then
         more = 0
