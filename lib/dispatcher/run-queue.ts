@@ -36,8 +36,8 @@ export class RunQueue {
   /** Runs whose claims are parked in Redis for their backoff, and the timers that take them back. */
   private readonly backingOff = new Map<string, { run: Run; timer: NodeJS.Timeout }>();
   private readonly roomWaiters: (() => void)[] = [];
-  /** The abort controllers of the runs in flight: aborted at shutdown. */
-  private readonly inFlight = new Set<AbortController>();
+  /** The signals of the runs in flight: aborted at shutdown. */
+  private readonly inFlight = new Set<LazySignal>();
   /** Runs that deliveries under way may add: counted against the limit before they are claimed. */
   private promised = 0;
   private stopped = false;
@@ -112,7 +112,7 @@ export class RunQueue {
     this.stopped = true;
     this.makeRoom();
     // Handlers that listen stop now; their claims are handed back, not counted as failed attempts.
-    for (const controller of this.inFlight) controller.abort(new HandlerAbortedError('the app is shutting down'));
+    for (const signal of this.inFlight) signal.abort(new HandlerAbortedError('the app is shutting down'));
     for (const { timer } of this.backingOff.values()) clearTimeout(timer);
     this.queued.length = 0;
     await Promise.allSettled([...this.running]);
@@ -153,17 +153,23 @@ export class RunQueue {
    * aborted signal runs on unwatched; its slot is free and its outcome ignored.
    */
   private async attempt(run: Run): Promise<unknown> {
-    const controller = new AbortController();
-    this.inFlight.add(controller);
+    const signal = new LazySignal();
+    this.inFlight.add(signal);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<unknown>((resolve) => {
       timer = setTimeout(() => {
         const error = new HandlerTimeoutError(MESSAGES.handlerTimedOut(this.options.handlerTimeoutMs));
-        controller.abort(error);
+        signal.abort(error);
         resolve(error);
       }, this.options.handlerTimeoutMs);
     });
-    const ran = run.binding.invoke(run.event, { attempt: run.attempt, signal: controller.signal }).then(
+    const context = {
+      attempt: run.attempt,
+      get signal() {
+        return signal.get();
+      },
+    };
+    const ran = run.binding.invoke(run.event, context).then(
       () => undefined,
       (error: unknown) => error ?? new Error('handler threw a nullish value'),
     );
@@ -171,7 +177,7 @@ export class RunQueue {
       return await Promise.race([ran, timedOut]);
     } finally {
       clearTimeout(timer);
-      this.inFlight.delete(controller);
+      this.inFlight.delete(signal);
     }
   }
 
@@ -259,4 +265,27 @@ export class HandlerAbortedError extends Error {
 
 export class HandlerTimeoutError extends HandlerAbortedError {
   override readonly name = 'HandlerTimeoutError';
+}
+
+/**
+ * A run's abort signal, made only if its handler reads it: most handlers never do, and an
+ * AbortController per attempt was a measurable part of a catch-up's CPU.
+ */
+class LazySignal {
+  private controller?: AbortController;
+  private reason?: unknown;
+  private aborted = false;
+
+  get(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.aborted && !this.controller.signal.aborted) this.controller.abort(this.reason);
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
 }
