@@ -126,8 +126,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
 
   async onApplicationBootstrap(): Promise<void> {
     const config = this.config;
-    const connections = await RedisConnections.open(config.connection);
-    this.running = this.assemble(config, connections, await Telemetry.load());
+    const [connections, telemetry] = await Promise.all([RedisConnections.open(config.connection), Telemetry.load()]);
+    this.running = this.assemble(config, connections, telemetry);
     const { stream, workers, sweep, takeover, deadLetters } = this.running;
     deadLetters.start();
     const queues = this.registry.watchedQueues;

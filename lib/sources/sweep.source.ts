@@ -61,9 +61,7 @@ export class SweepSource {
   /** Sets the checkpoints of queues seen for the first time (history before that is not swept), then sweeps in the background. */
   async start(): Promise<void> {
     const now = await this.redisNow();
-    for (const queue of this.options.queues) {
-      await this.redis.set(this.keys.sweepCheckpoint(queue), now, 'NX');
-    }
+    await Promise.all(this.options.queues.map((queue) => this.redis.set(this.keys.sweepCheckpoint(queue), now, 'NX')));
     this.trigger();
     this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
   }

@@ -91,7 +91,7 @@ export class StreamSource {
     if (this.queueOfStream.size === 0) return;
     await this.ensureGroups('$');
     // Before the first read: this is when a gap left while no app ran is still visible.
-    for (const queue of this.queueOfStream.values()) await this.positions.read(queue);
+    await Promise.all([...this.queueOfStream.values()].map((queue) => this.positions.read(queue)));
     this.loop = this.readLoop();
     const every = Math.max(500, Math.floor(this.options.leaseMs / 2));
     this.recovery = setInterval(() => {
@@ -357,13 +357,13 @@ export class StreamSource {
   }
 
   private async ensureGroups(startId: '$' | '0'): Promise<void> {
-    for (const stream of this.queueOfStream.keys()) {
-      try {
-        await this.commands.xgroup('CREATE', stream, this.keys.group, startId, 'MKSTREAM');
-      } catch (error) {
-        if (!String(error).includes('BUSYGROUP')) throw error;
-      }
-    }
+    await Promise.all(
+      [...this.queueOfStream.keys()].map((stream) =>
+        this.commands.xgroup('CREATE', stream, this.keys.group, startId, 'MKSTREAM').catch((error: unknown) => {
+          if (!String(error).includes('BUSYGROUP')) throw error;
+        }),
+      ),
+    );
   }
 
   private sleep(ms: number): Promise<void> {
