@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { DEFAULTS } from './flow-failure.constants.js';
 import { FlowFailureConfigError } from './errors/flow-failure-config.error.js';
 import type { FlowFailureModuleOptions, LiveSource } from './interfaces/flow-failure-options.interface.js';
+import { describeValue } from './util/describe-value.js';
 
 /** The options with every default filled in. */
 export interface FlowFailureConfig {
@@ -65,13 +66,13 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
   };
   const flag = (name: string, value: unknown, fallback: boolean): boolean => {
     if (value === undefined) return fallback;
-    if (typeof value !== 'boolean') fail(`${name} must be true or false, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'boolean') fail(`${name} must be true or false, got ${describeValue(value)}`);
     return value as boolean;
   };
   const number = (name: keyof FlowFailureModuleOptions, min: number): number => {
     const value = options[name] ?? DEFAULTS[name as keyof typeof DEFAULTS];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      fail(`${name} must be a whole number of at least ${min}, got ${String(value)}`);
+      fail(`${name} must be a whole number of at least ${min}, got ${describeValue(value)}`);
     }
     return value as number;
   };

@@ -63,7 +63,7 @@ class AppServer {
     } else if (action === 'pause') {
       await Promise.all(this.workers.map((worker) => worker.pause()));
     } else if (action === 'resume') {
-      for (const worker of this.workers) worker.resume();
+      await Promise.all(this.workers.map((worker) => worker.resume()));
     }
     return { at: preciseNow() };
   }

@@ -99,7 +99,7 @@ export class LuaScripts {
       return (this.commands.get(name) as Command)(keys.length, ...keys, ...args);
     } catch (error) {
       // ioredis throws (rather than rejects) on some bad input: still the caller's error, never an uncaught one.
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }
 }

@@ -3,6 +3,7 @@ import { FLOW_FAILURE_HANDLER_METADATA } from '../flow-failure.constants.js';
 import type { RawHandlerMetadata } from '../decorators/handler-metadata.js';
 import { FlowFailureConfigError } from '../errors/flow-failure-config.error.js';
 import type { HandlerFilter } from './handler-filter.js';
+import { describeValue } from '../util/describe-value.js';
 
 const ALLOWED_OPTIONS: Record<RawHandlerMetadata['kind'], readonly string[]> = {
   'parent-failed': ['queueName', 'jobName', 'causedByChild', 'settled'],
@@ -29,7 +30,7 @@ export class HandlerMetadataAccessor {
       return { queueNames: names(argument, 'queue name', fail) };
     }
     if (typeof argument !== 'object' || argument === null) {
-      return fail(`expected a queue name, an array of queue names or an options object, got ${describe(argument)}`);
+      return fail(`expected a queue name, an array of queue names or an options object, got ${describeValue(argument)}`);
     }
     const options = argument as Record<string, unknown>;
     const allowed = ALLOWED_OPTIONS[raw.kind];
@@ -45,7 +46,7 @@ export class HandlerMetadataAccessor {
     }
     if (options.causedByChild !== undefined) {
       if (typeof options.causedByChild !== 'boolean') {
-        fail(`causedByChild must be a boolean, got ${describe(options.causedByChild)}`);
+        fail(`causedByChild must be a boolean, got ${describeValue(options.causedByChild)}`);
       }
       filter.causedByChild = options.causedByChild as boolean;
     }
@@ -61,10 +62,10 @@ function names(value: unknown, what: string, fail: (problem: string) => never): 
   }
   for (const name of list) {
     if (typeof name !== 'string' || name.trim() === '') {
-      fail(`${what} must be a non-empty string, got ${describe(name)}`);
+      fail(`${what} must be a non-empty string, got ${describeValue(name)}`);
     }
-    if (what !== 'job name' && (name as string).includes(':')) {
-      fail(`${what} "${name as string}" contains ':', which BullMQ does not allow in queue names`);
+    if (what !== 'job name' && name.includes(':')) {
+      fail(`${what} "${name}" contains ':', which BullMQ does not allow in queue names`);
     }
   }
   return new Set(list as string[]);
@@ -75,14 +76,8 @@ function settledOption(value: unknown, fail: (problem: string) => never): { time
   const timeoutMs = typeof value === 'object' && value !== null ? (value as { timeoutMs?: unknown }).timeoutMs : undefined;
   const keys = typeof value === 'object' && value !== null ? Object.keys(value) : [];
   if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || keys.some((key) => key !== 'timeoutMs')) {
-    return fail(`settled must be true or { timeoutMs: <whole number of ms, at least 1> }, got ${describe(value)}`);
+    return fail(`settled must be true or { timeoutMs: <whole number of ms, at least 1> }, got ${describeValue(value)}`);
   }
   return { timeoutMs };
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
-}

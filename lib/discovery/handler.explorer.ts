@@ -49,7 +49,7 @@ export class HandlerExplorer {
     for (const wrapper of this.providers()) {
       if (!this.processorMetadata(wrapper)) continue;
       const worker = (wrapper.instance as { _worker?: unknown })._worker;
-      if (worker instanceof Worker) workers.push(worker);
+      if (worker instanceof Worker) workers.push(worker as Worker);
     }
     return workers;
   }

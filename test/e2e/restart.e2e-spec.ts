@@ -23,7 +23,7 @@ describe('an app that was not running', () => {
   /** Stream entries read by the module's consumer group and not acknowledged, per queue. */
   async function pendingEntries(): Promise<number[]> {
     const summaries = await Promise.all(['orders', 'payments'].map((queue) => spec.redis.redis.xpending(`${prefix}:${queue}:events`, 'flow-failure')));
-    return summaries.map((summary) => Number((summary as unknown[])[0]));
+    return summaries.map((summary) => Number(summary[0]));
   }
 
   /** Each handler's job ids over these apps: every one once. */

@@ -113,7 +113,7 @@ export async function moduleQuiet(redis: Redis, keys: RedisKeys, queues: readonl
 /** A claim's state in its occurrence hash (`run|<owner>|<attempt>`, `wait|<n>`, `done`, `dead|<n>`, `discarded`), by claim member. */
 export async function claimStates(redis: Redis, keys: RedisKeys, members: readonly string[]): Promise<(string | null)[]> {
   const claims = members.map(parseClaimMember);
-  return Promise.all(claims.map((claim) => (claim ? redis.hget(keys.occurrence(claim.occurrenceId), `h:${claim.handlerKey}`) : null)));
+  return Promise.all(claims.map((claim) => (claim ? redis.hget(keys.occurrence(claim.occurrenceId), `h:${claim.handlerKey}`) : Promise.resolve(null))));
 }
 
 /** What an app instance's Workers reserved as they started flow jobs, and how each reported failure used its reservation. */

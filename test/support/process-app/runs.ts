@@ -1,6 +1,7 @@
 /** One handler run of a process app, as it started or ended. */
 export interface ProcessRun {
-  handler: 'parent' | 'child' | string;
+  /** 'parent', 'child', or the name a test gave its handler. */
+  handler: string;
   jobId: string;
   occurrenceId: string;
   pid: number;
