@@ -23,7 +23,11 @@ describe('app instances in processes of their own', () => {
 
   afterAll(() => compiled?.remove());
 
-  async function startProcess(options: FlowFailureModuleOptions, handler: { ms?: number; throws?: boolean } = {}): Promise<AppProcess> {
+  async function startProcess(
+    options: FlowFailureModuleOptions,
+    handler: { ms?: number; throws?: boolean } = {},
+    clockOffsetMs = 0,
+  ): Promise<AppProcess> {
     const env = {
       REDIS_URL,
       PREFIX: prefix,
@@ -31,6 +35,7 @@ describe('app instances in processes of their own', () => {
       OPTIONS: JSON.stringify(options),
       HANDLER_MS: String(handler.ms ?? 0),
       HANDLER_THROWS: String(handler.throws ?? false),
+      CLOCK_OFFSET_MS: String(clockOffsetMs),
     };
     return spec.closeAfter(await AppProcess.start(compiled?.entry as string, env));
   }
@@ -114,5 +119,47 @@ describe('app instances in processes of their own', () => {
 
     expect((await starts()).map((run) => run.pid)).toEqual([killed.pid, other.pid, other.pid]);
     expect((await deadLetterRecords(spec.redis.redis, keys))[0]).toMatchObject({ attempts: 3 });
+  });
+
+  test('replicas whose clocks are 20 minutes apart: leases, take-overs and the sweep go by Redis time, each failure once', async () => {
+    const TEN_MINUTES = 10 * 60 * 1000;
+    // Live sources, leases of 2 s that handlers of 300 ms never outlive: a replica judging
+    // leases by a clock 10 minutes fast would take the other's claims as expired, and run them twice.
+    const live = { leaseMs: 2000, sweepIntervalMs: 0 };
+    const ahead = await startProcess(live, { ms: 300 }, TEN_MINUTES);
+    const behind = await startProcess(live, { ms: 300 }, -TEN_MINUTES);
+    spec.worker('parents');
+    spec.worker('children');
+    const first = await spec.redis.failChildren(20);
+    await waitUntil('each failure handled', async () => new Set((await runs()).filter((r) => r.phase === 'end').map((r) => r.jobId)).size === 20, 20_000);
+    await waitUntil('no claim held', async () => (await heldClaims(spec.redis.redis, keys)).length === 0);
+    // A take-over by the replica whose clock is behind: the one ahead is killed mid-run.
+    const second = await spec.redis.failChildren(10);
+    await waitUntil('the replica ahead started a run', async () => (await runs()).some((r) => r.pid === ahead.pid && r.phase === 'start' && second.includes(r.jobId)));
+    await ahead.kill();
+    await waitUntil('every failure of the second batch handled', async () => new Set((await runs()).filter((r) => r.phase === 'end' && second.includes(r.jobId)).map((r) => r.jobId)).size === 10, 20_000);
+    await behind.stop();
+
+    // The sweep alone, in two replicas whose clocks are 20 minutes apart: the shared
+    // checkpoint follows Redis's clock, so neither skips nor repeats a failure. (A group of
+    // their own: the live group's stream position would hold their sweep back.)
+    const sweepOnly = { sources: [], sweepIntervalMs: 1000, consumerGroup: 'sweepers' };
+    const sweepAhead = await startProcess(sweepOnly, {}, TEN_MINUTES);
+    const sweepBehind = await startProcess(sweepOnly, {}, -TEN_MINUTES);
+    const swept = await spec.redis.failChildren(10);
+    await waitUntil('the sweep handled each', async () => new Set((await runs()).filter((r) => r.phase === 'end' && swept.includes(r.jobId)).map((r) => r.jobId)).size === 10, 20_000);
+    // Two more sweeps each, then count: a late duplicate would show now.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await Promise.all([sweepAhead.stop(), sweepBehind.stop()]);
+
+    const ends = (await runs()).filter((r) => r.phase === 'end');
+    const byJob = new Map<string, number>();
+    for (const run of ends) byJob.set(run.jobId, (byJob.get(run.jobId) ?? 0) + 1);
+    expect([...byJob.keys()].sort()).toEqual([...first, ...second, ...swept].sort());
+    // A run cut short by the kill may start again elsewhere; none ends twice, and the
+    // replicas never took each other's live claims.
+    expect([...byJob.values()].filter((count) => count > 1)).toEqual([]);
+    expect(behind.logged('warn', /Took over/).length).toBeLessThanOrEqual(1);
+    expect(ahead.logged('warn', /Took over/)).toEqual([]);
   });
 });

@@ -4,7 +4,9 @@
  * only the module and Nest's core (no @nestjs/bullmq): the Workers run in the test.
  *
  * Env: REDIS_URL, PREFIX, QUEUES (comma-separated), OPTIONS (JSON FlowFailureModuleOptions),
- * HANDLER_MS (each handler run takes this long), HANDLER_THROWS ('true': every run throws).
+ * HANDLER_MS (each handler run takes this long), HANDLER_THROWS ('true': every run throws),
+ * CLOCK_OFFSET_MS (this process's wall clock, Date.now(), runs that much ahead; negative:
+ * behind).
  * Each handler run is recorded in Redis (runsKey) as it starts and as it ends; the module's
  * log lines go to stdout as `[level] message`.
  */
@@ -15,6 +17,12 @@ import { Redis } from 'ioredis';
 import { FlowFailureModule, type FlowFailureEvent } from 'nestjs-flow-failure';
 import { handlerClass } from '../handler-class.js';
 import { type ProcessRun, runsKey } from './runs.js';
+
+const clockOffsetMs = Number(process.env.CLOCK_OFFSET_MS ?? 0);
+if (clockOffsetMs !== 0) {
+  const realNow = Date.now.bind(Date);
+  Date.now = () => realNow() + clockOffsetMs;
+}
 
 const prefix = process.env.PREFIX as string;
 const recorder = new Redis(process.env.REDIS_URL as string, { maxRetriesPerRequest: null });
