@@ -68,7 +68,7 @@ export class FailureDispatcher {
   ) {
     this.leases = new LeaseKeeper(claims, options.leaseMs, (run) => this.runs.withdraw(run));
     this.runs = new RunQueue(claims, this.leases, options, deadLetters, telemetry, (run) => void this.resumeRetry(run));
-    this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.startRun(run));
+    this.settled = new SettledGate(claims, children, keys, this.leases, options.leaseMs, (run) => this.startRun(run));
     this.startedHere = new StartedRuns(2 * options.leaseMs);
     this.snapshots = new SnapshotWriter(claims, options.markerTtlMs);
   }
@@ -169,18 +169,16 @@ export class FailureDispatcher {
    */
   async stop(budget: ShutdownBudget): Promise<void> {
     this.stopped = true;
-    this.settled.stop();
     const forHandBack = Math.min(HAND_BACK_MS, Math.floor(budget.left() / 5));
-    await within(budget.left() - forHandBack, this.runs.stop().then(() => this.snapshots.flush()));
-    await this.leases.handBack(budget.left(), this.runs.parked);
+    await within(budget.left() - forHandBack, Promise.all([this.settled.stop(), this.runs.stop().then(() => this.snapshots.flush())]));
+    await this.leases.handBack(budget.left(), [...this.runs.parked, ...this.settled.parked]);
   }
 
   /** A retry's backoff is over: its parked claim is taken back (the claim rule counts the attempt) and run. */
   private async resumeRetry(run: Run): Promise<void> {
     if (this.stopped) return;
     try {
-      const request = { occurrenceId: run.occurrenceId, snapshot: '', handlerKeys: [run.handlerKey] };
-      const [claim] = (await this.claims.claim([request], { markerTtlMs: this.options.markerTtlMs })).granted;
+      const [claim] = await this.claims.takeBack([run]);
       if (claim) this.startRun({ ...run, attempt: claim.attempt });
     } catch (error) {
       // Still parked: taken over once its lease ends, here or elsewhere.
@@ -274,7 +272,7 @@ export class FailureDispatcher {
       if (!claims) continue;
       classified.add(occurrence.id);
       // A claim already running here (its lease lapsed and the read took it again) runs once.
-      const fresh = claims.filter((claim) => !this.leases.holds(claim.handlerKey, claim.occurrenceId));
+      const fresh = claims.filter((claim) => !this.heldHere(claim.handlerKey, claim.occurrenceId));
       const split = this.splitByMatch(occurrence, fresh);
       this.snapshots.add(occurrence, split.matching.length, split.unwanted);
       for (const { claim, match } of split.matching) {
@@ -311,7 +309,16 @@ export class FailureDispatcher {
 
   /** The matches not already held here: a claim held here is running or waiting; taking it again would run it twice. */
   private unheldMatches(occurrence: FailureOccurrence): HandlerMatch[] {
-    return this.matches(occurrence).filter((m) => !this.leases.holds(m.binding.key, occurrence.id));
+    return this.matches(occurrence).filter((m) => !this.heldHere(m.binding.key, occurrence.id));
+  }
+
+  /**
+   * Held by the lease keeper, or a settled run waiting here with its claim parked: the gate
+   * takes that claim back itself when it is due (a take-over here finds it expired only
+   * when the gate's look is late, and would run it beside the gate's).
+   */
+  private heldHere(handlerKey: string, occurrenceId: string): boolean {
+    return this.leases.holds(handlerKey, occurrenceId) || this.settled.holds(handlerKey, occurrenceId);
   }
 
   private matches(occurrence: FailureOccurrence): HandlerMatch[] {

@@ -4,7 +4,8 @@
  * only the module and Nest's core (no @nestjs/bullmq): the Workers run in the test.
  *
  * Env: REDIS_URL, PREFIX, QUEUES (comma-separated), OPTIONS (JSON FlowFailureModuleOptions),
- * HANDLER_MS (each handler run takes this long), HANDLER_THROWS ('true': every run throws).
+ * HANDLER_MS (each handler run takes this long), HANDLER_THROWS ('true': every run throws),
+ * PARENT_HANDLER (JSON argument of the parent handler's @OnParentFailed; none if unset).
  * Each handler run is recorded in Redis (runsKey) as it starts and as it ends; the module's
  * log lines go to stdout as `[level] message`.
  */
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
         ...(JSON.parse(process.env.OPTIONS ?? '{}') as object),
       }),
     ],
-    providers: [handlerClass({ parent: true, child: true }, run)],
+    providers: [handlerClass({ parent: process.env.PARENT_HANDLER ? (JSON.parse(process.env.PARENT_HANDLER) as object) : true, child: true }, run)],
   })
   class ProcessAppModule {}
   const app = await NestFactory.createApplicationContext(ProcessAppModule, { logger: new StdoutLogger() });
