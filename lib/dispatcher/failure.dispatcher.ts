@@ -151,10 +151,17 @@ export class FailureDispatcher {
     await this.claims.releaseUnwanted([request], this.options.markerTtlMs);
   }
 
-  /** Runs a dead letter's handler once more; a success clears the dead letter. */
+  /**
+   * Runs a dead letter's handler once more; a success clears the dead letter. A settled
+   * handler gets the parent's children as they are now, not as the snapshot recorded them
+   * at the failure: a replay runs at once (the dead-letter queue waits for its outcome), so
+   * a child still pending is given as pending.
+   */
   async replay(occurrence: FailureOccurrence, handlerKey: string): Promise<RunResult> {
-    const target = this.matches(occurrence).find((m) => m.binding.key === handlerKey);
-    if (!target) return { ok: false, error: MESSAGES.handlerNotDeclared(handlerKey) };
+    const found = this.matches(occurrence).find((m) => m.binding.key === handlerKey);
+    if (!found) return { ok: false, error: MESSAGES.handlerNotDeclared(handlerKey) };
+    // Read before the claim: a claim taken and then not queued would be held by no one until its lease ends.
+    const target = found.settledTimeoutMs === undefined ? found : { ...found, event: await this.settled.withChildrenNow(found.event) };
     const request = { occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: [handlerKey] };
     const { granted } = await this.claims.claim([request], { revive: true, markerTtlMs: this.options.markerTtlMs });
     if (granted.length === 0) return { ok: false, error: MESSAGES.notReplayable(), skipped: true };

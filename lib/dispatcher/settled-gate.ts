@@ -3,7 +3,7 @@ import type { ClaimStore } from '../claims/claim.store.js';
 import { claimMember, parseOccurrenceId } from '../claims/formats.js';
 import type { FlowChildrenReader } from '../classifier/flow-children.js';
 import { MESSAGES } from '../flow-failure.messages.js';
-import type { ParentFailedEvent } from '../interfaces/failure-events.interface.js';
+import type { FlowFailureEvent, ParentFailedEvent } from '../interfaces/failure-events.interface.js';
 import type { RedisKeys } from '../redis/redis-keys.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { Run } from './run.js';
@@ -119,16 +119,16 @@ export class SettledGate {
     const parents = batch.map(({ run }) => this.keys.job(run.event.queueName, run.event.jobId));
     const { now, settled } = await this.children.settled(parents);
     const park: { waiting: Waiting; lookMs: number }[] = [];
-    const ready: { waiting: Waiting; parentKey: string }[] = [];
+    const ready: Waiting[] = [];
     batch.forEach((waiting, i) => {
       const waited = now - (parseOccurrenceId(waiting.run.occurrenceId)?.finishedOn ?? now);
       const timeoutMs = waiting.run.settledTimeoutMs ?? 0;
-      if (settled[i] || waited >= timeoutMs) ready.push({ waiting, parentKey: parents[i] });
+      if (settled[i] || waited >= timeoutMs) ready.push(waiting);
       else park.push({ waiting, lookMs: Math.min(Math.max(MIN_LOOK_MS, Math.floor(waited / 4)), MAX_LOOK_MS, timeoutMs - waited) });
     });
     await Promise.all([
       park.length > 0 && this.guarded(park.map((p) => p.waiting), () => this.park(park)),
-      ready.length > 0 && this.guarded(ready.map((r) => r.waiting), () => this.startReady(ready)),
+      ready.length > 0 && this.guarded(ready, () => this.startReady(ready)),
     ]);
   }
 
@@ -158,11 +158,11 @@ export class SettledGate {
   }
 
   /** Takes back the parked claims among these, and starts each run that is still ours. */
-  private async startReady(ready: readonly { waiting: Waiting; parentKey: string }[]): Promise<void> {
-    const parked = ready.filter(({ waiting }) => !waiting.held).map(({ waiting }) => waiting.run);
+  private async startReady(ready: readonly Waiting[]): Promise<void> {
+    const parked = ready.filter((waiting) => !waiting.held).map((waiting) => waiting.run);
     const takenBack = new Map((await this.claims.takeBack(parked)).map((claim) => [claimMember(claim.handlerKey, claim.occurrenceId), claim.attempt]));
     await Promise.all(
-      ready.map(async ({ waiting, parentKey }) => {
+      ready.map(async (waiting) => {
         if (!waiting.held) {
           const attempt = takenBack.get(claimMember(waiting.run.handlerKey, waiting.run.occurrenceId));
           if (attempt === undefined) return this.lost(waiting);
@@ -170,16 +170,18 @@ export class SettledGate {
           waiting.held = true;
           this.leases.hold(waiting.run);
         }
-        await this.startWithChildren(waiting, parentKey);
+        const { run } = waiting;
+        const event = await this.withChildrenNow(run.event);
+        this.waiting.delete(claimMember(run.handlerKey, run.occurrenceId));
+        this.start({ ...run, event });
       }),
     );
   }
 
-  /** The run, with the parent's children as they are now. */
-  private async startWithChildren({ run }: Waiting, parentKey: string): Promise<void> {
-    const children = await this.children.read(parentKey);
-    this.waiting.delete(claimMember(run.handlerKey, run.occurrenceId));
-    this.start({ ...run, event: { ...(run.event as ParentFailedEvent), children } });
+  /** A settled handler's event (a parent's failure), with the parent's children as they are now. */
+  async withChildrenNow(event: FlowFailureEvent): Promise<ParentFailedEvent> {
+    const parent = event as ParentFailedEvent;
+    return { ...parent, children: await this.children.read(this.keys.job(parent.queueName, parent.jobId)) };
   }
 
   /** Another instance took the claim over (this one stalled past its lease): it waits there now. */

@@ -1,9 +1,25 @@
 import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
-import type { ParentFailedEvent } from 'nestjs-flow-failure';
+import { Injectable } from '@nestjs/common';
+import { OnParentFailed, type ParentFailedEvent } from 'nestjs-flow-failure';
 import { RedisKeys } from '../support/internals.js';
-import { TestRedis, recordingHandlers, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
+import { Breakage, EventLog, TestRedis, recordingHandlers, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
 import { specResources } from '../support/spec-resources.js';
+
+/** A settled refund that throws while the app's Breakage says so. */
+@Injectable()
+class RefundHandlers {
+  constructor(
+    private readonly log: EventLog,
+    private readonly breakage: Breakage,
+  ) {}
+
+  @OnParentFailed({ queueName: 'orders', settled: { timeoutMs: 1000 } })
+  refund(event: ParentFailedEvent) {
+    this.breakage.check(event.jobId, `bank down for ${event.jobId}`);
+    this.log.record('refund', event);
+  }
+}
 
 /** A compensation service beside the Workers: it processes no queue, and waits for the flows' siblings. */
 describe('a settled delivery', () => {
@@ -99,5 +115,25 @@ describe('a settled delivery', () => {
     // The charge completed about 1 s after the failure; the owner looks again within a second or two.
     expect(ranAfterMs).toBeLessThan(5000);
     expect(await redis.redis.zcard(keys.leases)).toBe(0);
+  });
+
+  test('a replay gets the children as they are now: a sibling that completed after the dead letter', async () => {
+    for (const queue of ['orders', 'stock']) spec.workers.push(spec.redis.worker(queue));
+    const app = await spec.start({ withoutBull: true, handlers: [RefundHandlers], options: { queues: ['orders'], leaseMs: 1000, handlerAttempts: 1 } });
+    // No Worker for the charge yet: the wait runs out with it pending, and the refund throws.
+    const flow = await placeOrder({ jobId: 'charge-4' });
+    await waitUntil('a dead letter', async () => (await app.flowFailure.getDeadLetters()).length === 1);
+    const [letter] = await app.flowFailure.getDeadLetters();
+    expect((letter.event as ParentFailedEvent).children.pending).toEqual([expect.objectContaining({ jobId: 'charge-4' })]);
+
+    spec.workers.push(spec.redis.worker('payments'));
+    await waitUntil('the charge completed', async () => (await spec.redis.queue('payments').getJobState('charge-4')) === 'completed');
+    app.app.get(Breakage).fixExcept();
+    expect(await app.flowFailure.replay(letter.id)).toMatchObject({ ok: true });
+    const events = app.log.of('refund') as ParentFailedEvent[];
+    expect(events).toHaveLength(1);
+    expect(events[0].jobId).toBe(flow.job.id);
+    expect(events[0].children.pending).toEqual([]);
+    expect(events[0].children.completed).toEqual([expect.objectContaining({ jobId: 'charge-4', returnValue: { charged: 7 } })]);
   });
 });
