@@ -6,7 +6,7 @@ import { FlowProducer } from 'bullmq';
 import { BullMQOtel } from 'bullmq-otel';
 import { type ChildFailedEvent, type HandlerContext, OnChildFailed, OnParentFailed, type ParentFailedEvent } from 'nestjs-flow-failure';
 import { type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
-import { installTelemetry, total } from '../support/telemetry.js';
+import { type Point, installTelemetry, total } from '../support/telemetry.js';
 
 const otel = installTelemetry();
 
@@ -111,6 +111,36 @@ describe('OpenTelemetry metrics and traces', () => {
     expect(total(points, 'flow_failure.handler.runs')).toBe(7);
     expect(total(points, 'flow_failure.handler.duration')).toBe(7);
     expect(total(points, 'flow_failure.delivery.delay')).toBe(4);
+  });
+
+  test('the histograms export buckets in seconds: milliseconds and a 300 ms timeout told apart, bounds up to 60 s and 10 min', async () => {
+    const points = await otel.points();
+    /** The [lower, upper] bounds (s) of the buckets that hold observations of a metric's points whose attributes include `match`. */
+    const filled = (metric: string, match: Record<string, unknown>) =>
+      points
+        .filter((p): p is Point & Required<Pick<Point, 'buckets'>> => p.metric === metric && p.buckets !== undefined)
+        .filter((p) => Object.entries(match).every(([key, value]) => p.attributes[key] === value))
+        .flatMap(({ buckets: { boundaries, counts } }) =>
+          counts.flatMap((count, i) => (count > 0 ? [[i === 0 ? -Infinity : boundaries[i - 1], i < boundaries.length ? boundaries[i] : Infinity]] : [])),
+        );
+    // A handler that returns at once, and one that times out after handlerTimeoutMs (300 ms).
+    const undo = filled('flow_failure.handler.duration', { handler: 'Compensation.undo' });
+    expect(undo.length).toBeGreaterThan(0);
+    for (const [, upper] of undo) expect(upper).toBeLessThanOrEqual(0.1);
+    const timeouts = filled('flow_failure.handler.duration', { handler: 'Mailer.wait', outcome: 'timeout' });
+    expect(timeouts.length).toBeGreaterThan(0);
+    for (const [lower, upper] of timeouts) {
+      expect(lower).toBeGreaterThanOrEqual(0.25);
+      expect(upper).toBeLessThanOrEqual(1);
+    }
+    // The order's failure reached its handler within a second.
+    const delay = filled('flow_failure.delivery.delay', { kind: 'parent-failed', queue: 'orders' });
+    expect(delay.length).toBeGreaterThan(0);
+    for (const [, upper] of delay) expect(upper).toBeLessThanOrEqual(1);
+    // The top bounds: handlerTimeoutMs (60 s) and settledTimeoutMs (10 min) by default.
+    const topBound = (metric: string) => [...new Set(points.filter((p) => p.metric === metric).map((p) => p.buckets?.boundaries.at(-1)))];
+    expect(topBound('flow_failure.handler.duration')).toEqual([60]);
+    expect(topBound('flow_failure.delivery.delay')).toEqual([600]);
   });
 
   test('the gauges: backlog, dead letters per handler, stream lag', async () => {
