@@ -16,6 +16,8 @@ export interface ObservedState {
   backlog(): number;
   /** Dead letters by handler (`Class.method`). */
   deadLettersByHandler(): Promise<Map<string, number>>;
+  /** The declared handlers (`Class.method`). */
+  handlers(): readonly string[];
   /** Entries of each watched stream not yet read by the consumer group. */
   streamLag(): Promise<Map<string, number>>;
 }
@@ -128,9 +130,11 @@ export class Telemetry {
       .createObservableGauge('flow_failure.backlog', { description: 'Handler runs queued or running in this instance' })
       .addCallback((result) => result.observe(state.backlog()));
     this.meter
-      .createObservableGauge('flow_failure.dead_letters', { description: 'Dead letters, by handler (of the first 1000)' })
+      .createObservableGauge('flow_failure.dead_letters', { description: 'Dead letters, by handler (of the first 1000); 0 for a declared handler with none' })
       .addCallback(async (result) => {
-        for (const [handler, count] of await state.deadLettersByHandler()) result.observe(count, { handler });
+        // A series for each declared handler from the start, so that alert rules need no absent().
+        const counts = new Map([...state.handlers().map((handler): [string, number] => [handler, 0]), ...(await state.deadLettersByHandler())]);
+        for (const [handler, count] of counts) result.observe(count, { handler });
       });
     this.meter
       .createObservableGauge('flow_failure.stream.lag', { description: "Entries of a queue's events stream not yet read by the consumer group" })

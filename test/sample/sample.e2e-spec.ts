@@ -116,6 +116,9 @@ async function expectMonitoring(url: string): Promise<void> {
   expect(metricTotal(text, 'flow_failure_handler_runs_total', { handler: 'ChildFailureRecorder.record', outcome: 'ok' })).toBe(4);
   expect(metricTotal(text, 'flow_failure_handler_runs_total')).toBe(7); // no attempt failed
   expect(metricTotal(text, 'flow_failure_backlog')).toBe(0);
+  // A dead-letter series for each handler, 0 while it has none: an alert rule on it needs no absent().
+  const deadLetters = [...text.matchAll(/^flow_failure_dead_letters\{.*handler="([^"]+)".*\} (\S+)$/gm)].map(([, handler, value]) => `${handler} ${value}`);
+  expect(deadLetters.sort()).toEqual(['ChildFailureRecorder.record 0', 'OrderCompensation.compensate 0']);
 
   // Terminus, with FlowFailureHealthIndicator.
   const health = await fetch(`${url}/health`);
