@@ -66,7 +66,7 @@ export class Telemetry {
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
     this.delay = meter.createHistogram('flow_failure.delivery.delay', {
-      description: "From the failed job's finishedOn to its handler's start",
+      description: "From the failed job's finishedOn to its handler's start, a settled handler's wait for the parent's children included",
       unit: 's',
       advice: { explicitBucketBoundaries: DELAY_BUCKETS },
     });
