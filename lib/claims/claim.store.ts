@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { traced, tracing } from '../diagnostics.js';
 import type { JobAttempt, RedisKeys } from '../redis/redis-keys.js';
-import type { ClaimRequest, ClaimResult, HeldClaim, SettleOutcome, UnwantedClaims } from './claim.types.js';
+import type { ClaimRequest, ClaimResult, GrantedClaim, HeldClaim, SettleOutcome, UnwantedClaims } from './claim.types.js';
 import { grantedClaims } from './claim.types.js';
 import { chunks } from '../util/chunks.js';
 import { parseClaimMember } from './formats.js';
@@ -151,8 +151,9 @@ export class ClaimStore {
   }
 
   /**
-   * Parks claims of this owner (park.lua): a handler waiting for its backoff, or for pending
-   * children. Anyone may take one `delayMs` from now; this owner sooner. @returns for each, whether it was still ours
+   * Parks claims of this owner, held or parked (park.lua): a handler waiting for its backoff,
+   * or for pending children. Anyone may take one `delayMs` from now; this owner sooner.
+   * @returns for each, whether it was still ours
    */
   async park(claims: readonly (HeldClaim & { delayMs: number; attemptsMade: number })[]): Promise<boolean[]> {
     const parked: boolean[] = [];
@@ -162,6 +163,16 @@ export class ClaimStore {
       parked.push(...((await this.scripts.run('park', keys, args)) as number[]).map((flag) => flag === 1));
     }
     return parked;
+  }
+
+  /**
+   * Takes back claims this owner parked (claimOccurrence lets their owner take them any
+   * time, and counts the attempt that follows). @returns those still ours, with that attempt
+   */
+  async takeBack(claims: readonly HeldClaim[]): Promise<GrantedClaim[]> {
+    const requests = claims.map(({ handlerKey, occurrenceId }) => ({ occurrenceId, snapshot: '', handlerKeys: [handlerKey] }));
+    // Each request names a handler: the occurrence keeps dedupTtlMs, not a marker's TTL.
+    return (await this.claimAs('claim', requests, this.dedupTtlMs)).granted;
   }
 
   /** Marks a dead letter's claim discarded: its handler never runs again for that occurrence. @returns false when it was not dead */

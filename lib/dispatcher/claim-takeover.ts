@@ -13,9 +13,10 @@ const MAX_PAUSE_MS = 30_000;
 
 /**
  * Crash recovery for claims: a claim whose holder stopped renewing it (the process died
- * mid-run or while backing off) is rebuilt from the occurrence's snapshot and dispatched
- * again, through the same claim script as every first delivery. It takes over only what
- * the run queue has room for; the rest is left to other replicas, or the next tick.
+ * mid-run, while backing off or during a settled wait) is rebuilt from the occurrence's
+ * snapshot and dispatched again, through the same claim script as every first delivery.
+ * It takes over only what the run queue has room for; the rest is left to other
+ * replicas, or the next tick.
  */
 export class ClaimTakeover {
   private readonly logger = new Logger('FlowFailureModule');

@@ -68,7 +68,7 @@ export class FailureDispatcher {
   ) {
     this.leases = new LeaseKeeper(claims, options.leaseMs, (run) => this.runs.withdraw(run));
     this.runs = new RunQueue(claims, this.leases, options, deadLetters, telemetry, (run) => void this.resumeRetry(run));
-    this.settled = new SettledGate(claims, children, keys, this.leases, (run) => this.startRun(run));
+    this.settled = new SettledGate(claims, children, keys, this.leases, options.leaseMs, (run) => this.startRun(run));
     this.startedHere = new StartedRuns(2 * options.leaseMs);
     this.snapshots = new SnapshotWriter(claims, options.markerTtlMs);
   }
@@ -151,10 +151,17 @@ export class FailureDispatcher {
     await this.claims.releaseUnwanted([request], this.options.markerTtlMs);
   }
 
-  /** Runs a dead letter's handler once more; a success clears the dead letter. */
+  /**
+   * Runs a dead letter's handler once more; a success clears the dead letter. A settled
+   * handler gets the parent's children as they are now, not as the snapshot recorded them
+   * at the failure: a replay runs at once (the dead-letter queue waits for its outcome), so
+   * a child still pending is given as pending.
+   */
   async replay(occurrence: FailureOccurrence, handlerKey: string): Promise<RunResult> {
-    const target = this.matches(occurrence).find((m) => m.binding.key === handlerKey);
-    if (!target) return { ok: false, error: MESSAGES.handlerNotDeclared(handlerKey) };
+    const found = this.matches(occurrence).find((m) => m.binding.key === handlerKey);
+    if (!found) return { ok: false, error: MESSAGES.handlerNotDeclared(handlerKey) };
+    // Read before the claim: a claim taken and then not queued would be held by no one until its lease ends.
+    const target = found.settledTimeoutMs === undefined ? found : { ...found, event: await this.settled.withChildrenNow(found.event) };
     const request = { occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: [handlerKey] };
     const { granted } = await this.claims.claim([request], { revive: true, markerTtlMs: this.options.markerTtlMs });
     if (granted.length === 0) return { ok: false, error: MESSAGES.notReplayable(), skipped: true };
@@ -169,18 +176,16 @@ export class FailureDispatcher {
    */
   async stop(budget: ShutdownBudget): Promise<void> {
     this.stopped = true;
-    this.settled.stop();
     const forHandBack = Math.min(HAND_BACK_MS, Math.floor(budget.left() / 5));
-    await within(budget.left() - forHandBack, this.runs.stop().then(() => this.snapshots.flush()));
-    await this.leases.handBack(budget.left(), this.runs.parked);
+    await within(budget.left() - forHandBack, Promise.all([this.settled.stop(), this.runs.stop().then(() => this.snapshots.flush())]));
+    await this.leases.handBack(budget.left(), [...this.runs.parked, ...this.settled.parked]);
   }
 
   /** A retry's backoff is over: its parked claim is taken back (the claim rule counts the attempt) and run. */
   private async resumeRetry(run: Run): Promise<void> {
     if (this.stopped) return;
     try {
-      const request = { occurrenceId: run.occurrenceId, snapshot: '', handlerKeys: [run.handlerKey] };
-      const [claim] = (await this.claims.claim([request], { markerTtlMs: this.options.markerTtlMs })).granted;
+      const [claim] = await this.claims.takeBack([run]);
       if (claim) this.startRun({ ...run, attempt: claim.attempt });
     } catch (error) {
       // Still parked: taken over once its lease ends, here or elsewhere.
@@ -274,7 +279,7 @@ export class FailureDispatcher {
       if (!claims) continue;
       classified.add(occurrence.id);
       // A claim already running here (its lease lapsed and the read took it again) runs once.
-      const fresh = claims.filter((claim) => !this.leases.holds(claim.handlerKey, claim.occurrenceId));
+      const fresh = claims.filter((claim) => !this.heldHere(claim.handlerKey, claim.occurrenceId));
       const split = this.splitByMatch(occurrence, fresh);
       this.snapshots.add(occurrence, split.matching.length, split.unwanted);
       for (const { claim, match } of split.matching) {
@@ -311,7 +316,16 @@ export class FailureDispatcher {
 
   /** The matches not already held here: a claim held here is running or waiting; taking it again would run it twice. */
   private unheldMatches(occurrence: FailureOccurrence): HandlerMatch[] {
-    return this.matches(occurrence).filter((m) => !this.leases.holds(m.binding.key, occurrence.id));
+    return this.matches(occurrence).filter((m) => !this.heldHere(m.binding.key, occurrence.id));
+  }
+
+  /**
+   * Held by the lease keeper, or a settled run waiting here with its claim parked: the gate
+   * takes that claim back itself when it is due (a take-over here finds it expired only
+   * when the gate's look is late, and would run it beside the gate's).
+   */
+  private heldHere(handlerKey: string, occurrenceId: string): boolean {
+    return this.leases.holds(handlerKey, occurrenceId) || this.settled.holds(handlerKey, occurrenceId);
   }
 
   private matches(occurrence: FailureOccurrence): HandlerMatch[] {

@@ -61,7 +61,8 @@ export class LeaseKeeper {
 
   /**
    * Stops renewing and hands every claim still held back, and those parked here for a
-   * retry's backoff (`parked`), so that another replica takes each at once, or when due.
+   * retry's backoff or a settled wait (`parked`), so that another replica takes each at
+   * once, or when due.
    */
   async handBack(timeoutMs: number, parked: readonly Run[] = []): Promise<void> {
     clearInterval(this.timer);

@@ -84,7 +84,7 @@ export interface ParentFailedEvent extends FailureEventBase {
   rootCause?: RootCause;
   /**
    * Its direct children when the event was built; for a `settled` handler, once no child
-   * is pending any more (or its wait ran out).
+   * is pending any more (or its wait ran out), and at the replay of its dead letter.
    */
   children: FlowChildren;
 }

@@ -12,7 +12,8 @@ export interface OnParentFailedOptions {
    * Run once no child of the failed parent is pending any more, with the final `children`:
    * siblings still running when the parent failed are seen as they end. The wait is bounded
    * by `timeoutMs` (default: the module's `settledTimeoutMs`), after which the handler runs
-   * with `children.pending` not empty.
+   * with `children.pending` not empty. A replay of its dead letter runs at once, with the
+   * children as they are then.
    */
   settled?: boolean | { timeoutMs: number };
 }

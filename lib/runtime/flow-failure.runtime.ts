@@ -241,6 +241,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     telemetry.observe({
       backlog: () => dispatcher.backlog,
       deadLettersByHandler: () => deadLetters.countByHandler(),
+      handlers: () => this.registry.all.map((binding) => binding.name),
       streamLag: async () => {
         const lags = new Map<string, number>();
         for (const queue of queues) {

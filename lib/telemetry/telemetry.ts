@@ -16,6 +16,8 @@ export interface ObservedState {
   backlog(): number;
   /** Dead letters by handler (`Class.method`). */
   deadLettersByHandler(): Promise<Map<string, number>>;
+  /** The declared handlers (`Class.method`). */
+  handlers(): readonly string[];
   /** Entries of each watched stream not yet read by the consumer group. */
   streamLag(): Promise<Map<string, number>>;
 }
@@ -26,6 +28,16 @@ export interface AttemptSpan {
 }
 
 type OtelApi = typeof import('@opentelemetry/api');
+
+/**
+ * Bucket bounds (s) of the two histograms, given to the SDK as advice: its default bounds
+ * (0, 5, 10 ... 10000) suit milliseconds and would put every observation in one bucket.
+ * A handler runs from milliseconds up to handlerTimeoutMs (60 s by default). A delivery
+ * takes about a millisecond from a Worker (the bench's p50: 0.9 ms), and up to the
+ * settled wait (settledTimeoutMs, 10 minutes by default) or a catch-up's length.
+ */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const DELAY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
 /**
  * Metrics and traces through the OpenTelemetry API, an optional peer: without it the
@@ -48,10 +60,15 @@ export class Telemetry {
       description: 'Failure occurrences, each counted once among replicas (a job failing as parent and as child counts for each kind)',
     });
     this.runs = meter.createCounter('flow_failure.handler.runs', { description: 'Handler attempts, by outcome' });
-    this.duration = meter.createHistogram('flow_failure.handler.duration', { description: 'Handler attempt duration', unit: 's' });
-    this.delay = meter.createHistogram('flow_failure.delivery.delay', {
-      description: "From the failed job's finishedOn to its handler's start",
+    this.duration = meter.createHistogram('flow_failure.handler.duration', {
+      description: 'Handler attempt duration',
       unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    });
+    this.delay = meter.createHistogram('flow_failure.delivery.delay', {
+      description: "From the failed job's finishedOn to its handler's start, a settled handler's wait for the parent's children included",
+      unit: 's',
+      advice: { explicitBucketBoundaries: DELAY_BUCKETS },
     });
     this.gaps = meter.createCounter('flow_failure.stream.gaps', { description: 'Ranges of an events stream trimmed before the group read them' });
     this.tracer = api.trace.getTracer(INSTRUMENTATION_NAME);
@@ -113,9 +130,11 @@ export class Telemetry {
       .createObservableGauge('flow_failure.backlog', { description: 'Handler runs queued or running in this instance' })
       .addCallback((result) => result.observe(state.backlog()));
     this.meter
-      .createObservableGauge('flow_failure.dead_letters', { description: 'Dead letters, by handler (of the first 1000)' })
+      .createObservableGauge('flow_failure.dead_letters', { description: 'Dead letters, by handler (of the first 1000); 0 for a declared handler with none' })
       .addCallback(async (result) => {
-        for (const [handler, count] of await state.deadLettersByHandler()) result.observe(count, { handler });
+        // A series for each declared handler from the start, so that alert rules need no absent().
+        const counts = new Map([...state.handlers().map((handler): [string, number] => [handler, 0]), ...(await state.deadLettersByHandler())]);
+        for (const [handler, count] of counts) result.observe(count, { handler });
       });
     this.meter
       .createObservableGauge('flow_failure.stream.lag', { description: "Entries of a queue's events stream not yet read by the consumer group" })

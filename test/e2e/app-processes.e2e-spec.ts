@@ -25,10 +25,11 @@ describe('app instances in processes of their own', () => {
 
   async function startProcess(
     options: FlowFailureModuleOptions,
-    handler: { ms?: number; throws?: boolean } = {},
+    handler: { ms?: number; throws?: boolean; parent?: object } = {},
     clockOffsetMs = 0,
   ): Promise<AppProcess> {
     const env = {
+      ...(handler.parent ? { PARENT_HANDLER: JSON.stringify(handler.parent) } : {}),
       REDIS_URL,
       PREFIX: prefix,
       QUEUES: 'parents,children',
@@ -46,6 +47,11 @@ describe('app instances in processes of their own', () => {
     const [childId] = await spec.redis.failChildren();
     return childId;
   }
+
+  const parkedClaim = async () => {
+    const [claim] = await heldClaims(spec.redis.redis, keys);
+    return claim !== undefined && (await claimStates(spec.redis.redis, keys, [claim]))[0]?.startsWith('wait|') === true;
+  };
 
   /** Every handler run the processes recorded, as it started and as it ended. */
   const runs = async (): Promise<ProcessRun[]> => (await spec.redis.redis.lrange(runsKey(prefix), 0, -1)).map((json) => JSON.parse(json) as ProcessRun);
@@ -109,10 +115,7 @@ describe('app instances in processes of their own', () => {
     await failChild();
     await waitUntil('the first attempt ended', ran(killed, 'end'));
     // It threw, and its claim now waits, parked, for the second attempt.
-    await waitUntil('the retry parked', async () => {
-      const [claim] = await heldClaims(spec.redis.redis, keys);
-      return claim !== undefined && (await claimStates(spec.redis.redis, keys, [claim]))[0]?.startsWith('wait|') === true;
-    });
+    await waitUntil('the retry parked', parkedClaim);
     await killed.kill();
     const other = await startProcess({ leaseMs: 1000, sweepIntervalMs: 0, handlerAttempts: 3, handlerBackoffMs: 100 }, { throws: true });
     await waitUntil('a dead letter', async () => (await deadLetterRecords(spec.redis.redis, keys)).length === 1, 15_000);
@@ -161,5 +164,31 @@ describe('app instances in processes of their own', () => {
     expect([...byJob.values()].filter((count) => count > 1)).toEqual([]);
     expect(behind.logged('warn', /Took over/).length).toBeLessThanOrEqual(1);
     expect(ahead.logged('warn', /Took over/)).toEqual([]);
+  });
+
+  // A settled wait's owner looks at the parent on a timer of its own; the park's lease
+  // ends a lease after that look is due, so a dead owner's wait is taken over.
+  test('a settled handler, its process killed while its claim waits for a sibling: another instance runs it once', async () => {
+    const options = { leaseMs: 1000, sweepIntervalMs: 0 };
+    const parent = { queueName: 'parents', settled: true };
+    const killed = await startProcess(options, { parent });
+    spec.worker('parents');
+    spec.worker('children');
+    const flow = await spec.redis.flows.add({
+      name: 'parent',
+      queueName: 'parents',
+      children: [
+        { name: 'child', queueName: 'children', data: { fail: true }, opts: { failParentOnFailure: true } },
+        { name: 'sibling', queueName: 'siblings', opts: { jobId: 'sibling-1' } },
+      ],
+    });
+    await waitUntil('the settled claim parked', parkedClaim);
+    await killed.kill();
+    const other = await startProcess(options, { parent });
+    spec.worker('siblings');
+    await waitUntil('the other instance ran it', async () => (await starts()).some((run) => run.handler === 'parent' && run.pid === other.pid), 15_000);
+    await waitUntil('no claim held', async () => (await heldClaims(spec.redis.redis, keys)).length === 0);
+
+    expect((await starts()).filter((run) => run.handler === 'parent').map((run) => [run.jobId, run.pid])).toEqual([[flow.job.id, other.pid]]);
   });
 });

@@ -6,7 +6,7 @@ import { FlowProducer } from 'bullmq';
 import { BullMQOtel } from 'bullmq-otel';
 import { type ChildFailedEvent, type HandlerContext, OnChildFailed, OnParentFailed, type ParentFailedEvent } from 'nestjs-flow-failure';
 import { type TestApp, TestRedis, redisConnection, settle, startApp, uniquePrefix, waitUntil } from '../support/harness.js';
-import { installTelemetry, total } from '../support/telemetry.js';
+import { type Point, installTelemetry, total } from '../support/telemetry.js';
 
 const otel = installTelemetry();
 
@@ -113,11 +113,46 @@ describe('OpenTelemetry metrics and traces', () => {
     expect(total(points, 'flow_failure.delivery.delay')).toBe(4);
   });
 
-  test('the gauges: backlog, dead letters per handler, stream lag', async () => {
+  test('the histograms export buckets in seconds: milliseconds and a 300 ms timeout told apart, bounds up to 60 s and 10 min', async () => {
+    const points = await otel.points();
+    /** The [lower, upper] bounds (s) of the buckets that hold observations of a metric's points whose attributes include `match`. */
+    const filled = (metric: string, match: Record<string, unknown>) =>
+      points
+        .filter((p): p is Point & Required<Pick<Point, 'buckets'>> => p.metric === metric && p.buckets !== undefined)
+        .filter((p) => Object.entries(match).every(([key, value]) => p.attributes[key] === value))
+        .flatMap(({ buckets: { boundaries, counts } }) =>
+          counts.flatMap((count, i) => (count > 0 ? [[i === 0 ? -Infinity : boundaries[i - 1], i < boundaries.length ? boundaries[i] : Infinity]] : [])),
+        );
+    // A handler that returns at once, and one that times out after handlerTimeoutMs (300 ms).
+    const undo = filled('flow_failure.handler.duration', { handler: 'Compensation.undo' });
+    expect(undo.length).toBeGreaterThan(0);
+    for (const [, upper] of undo) expect(upper).toBeLessThanOrEqual(0.1);
+    const timeouts = filled('flow_failure.handler.duration', { handler: 'Mailer.wait', outcome: 'timeout' });
+    expect(timeouts.length).toBeGreaterThan(0);
+    for (const [lower, upper] of timeouts) {
+      expect(lower).toBeGreaterThanOrEqual(0.25);
+      expect(upper).toBeLessThanOrEqual(1);
+    }
+    // The order's failure reached its handler within a second.
+    const delay = filled('flow_failure.delivery.delay', { kind: 'parent-failed', queue: 'orders' });
+    expect(delay.length).toBeGreaterThan(0);
+    for (const [, upper] of delay) expect(upper).toBeLessThanOrEqual(1);
+    // The top bounds: handlerTimeoutMs (60 s) and settledTimeoutMs (10 min) by default.
+    const topBound = (metric: string) => [...new Set(points.filter((p) => p.metric === metric).map((p) => p.buckets?.boundaries.at(-1)))];
+    expect(topBound('flow_failure.handler.duration')).toEqual([60]);
+    expect(topBound('flow_failure.delivery.delay')).toEqual([600]);
+  });
+
+  test('the gauges: backlog, dead letters per handler (0 for one with none), stream lag', async () => {
     const points = await otel.points();
     expect(total(points, 'flow_failure.backlog')).toBe(0);
-    expect(total(points, 'flow_failure.dead_letters', { handler: 'Ledger.book' })).toBe(1);
-    expect(total(points, 'flow_failure.dead_letters', { handler: 'Mailer.wait' })).toBe(1);
+    const deadLetters = points.filter((p) => p.metric === 'flow_failure.dead_letters').map((p) => [p.attributes.handler, p.value]);
+    expect(deadLetters.sort()).toEqual([
+      ['Alerts.flaky', 0],
+      ['Compensation.undo', 0],
+      ['Ledger.book', 1],
+      ['Mailer.wait', 1],
+    ]);
     const lags = points.filter((p) => p.metric === 'flow_failure.stream.lag');
     expect(lags.map((p) => p.attributes.queue).sort()).toEqual([...queues].sort());
     expect(lags.every((p) => p.value === 0)).toBe(true);

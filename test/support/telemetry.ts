@@ -20,6 +20,8 @@ export interface Point {
   attributes: Record<string, unknown>;
   /** A counter's or gauge's value; a histogram's count. */
   value: number;
+  /** A histogram's buckets: upper bounds, and the count of each bucket (one more than bounds: the last is above them all). */
+  buckets?: { boundaries: number[]; counts: number[] };
 }
 
 /** An OpenTelemetry SDK registered for this test file: an in-memory metric reader and span exporter, W3C propagation. */
@@ -42,6 +44,7 @@ export function installTelemetry() {
             metric: metric.descriptor.name,
             attributes: { ...point.attributes },
             value: typeof point.value === 'number' ? point.value : point.value.count,
+            ...(typeof point.value === 'number' ? {} : { buckets: point.value.buckets }),
           })),
         ),
       );

@@ -6,7 +6,7 @@
  * Env: REDIS_URL, PREFIX, QUEUES (comma-separated), OPTIONS (JSON FlowFailureModuleOptions),
  * HANDLER_MS (each handler run takes this long), HANDLER_THROWS ('true': every run throws),
  * CLOCK_OFFSET_MS (this process's wall clock, Date.now(), runs that much ahead; negative:
- * behind).
+ * behind), PARENT_HANDLER (JSON argument of the parent handler's @OnParentFailed; none if unset).
  * Each handler run is recorded in Redis (runsKey) as it starts and as it ends; the module's
  * log lines go to stdout as `[level] message`.
  */
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
         ...(JSON.parse(process.env.OPTIONS ?? '{}') as object),
       }),
     ],
-    providers: [handlerClass({ parent: true, child: true }, run)],
+    providers: [handlerClass({ parent: process.env.PARENT_HANDLER ? (JSON.parse(process.env.PARENT_HANDLER) as object) : true, child: true }, run)],
   })
   class ProcessAppModule {}
   const app = await NestFactory.createApplicationContext(ProcessAppModule, { logger: new StdoutLogger() });
