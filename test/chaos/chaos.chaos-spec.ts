@@ -11,6 +11,8 @@ import { moduleKeys, moduleQuiet } from '../support/internals.js';
 import { type Kill, type Tally, openRuns, pidHoldingAClaim, tally } from './tally.js';
 
 const FLOWS = 2000;
+/** The mass-failure phase: flows added at once, far more failures than the apps may hold (4 x concurrency each). */
+const BURST_FLOWS = 1000;
 const BATCH = 10;
 const BATCH_EVERY_MS = 140;
 const KILL_EVERY_MS = 3000;
@@ -58,7 +60,7 @@ describe('chaos', () => {
 
   // The default sources, and the stream alone (its reads fetch the failed jobs in the same script).
   test.each([['worker+stream', undefined], ['stream', ['stream']]] as [string, LiveSource[] | undefined][])(
-    `${FLOWS} flows while app processes are SIGKILLed, restarted one by one, and Redis restarts: nothing lost, nothing twice (sources: %s)`,
+    `${FLOWS} flows, then ${BURST_FLOWS} at once, while app processes are SIGKILLed, restarted one by one, and Redis restarts: nothing lost, nothing twice (sources: %s)`,
     async (label, sources) => {
       const prefix = uniquePrefix('chaos');
       const fleet = new AppFleet(server.url, prefix, sources);
@@ -99,6 +101,13 @@ describe('chaos', () => {
           }
           await new Promise((r) => setTimeout(r, BATCH_EVERY_MS));
         }
+        // Mass failure: the burst is shared among the apps while the kills and rolling restarts go on.
+        for (let i = FLOWS; i < FLOWS + BURST_FLOWS; i += 100) {
+          const batch = Array.from({ length: 100 }, (_, j) => ({ index: i + j, kind: kindOf(i + j) }));
+          const nodes = await producer.addBulk(batch.map(({ index, kind }) => chaosFlow(index, kind)));
+          nodes.forEach((node, j) => flows.push(placed(batch[j].kind, node)));
+        }
+        await waitUntil('every flow finished', () => flowsFinished(queues, flows), 90_000);
         producing = false;
         await chaos;
         while (fleet.size < APPS) await fleet.start();
