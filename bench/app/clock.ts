@@ -7,9 +7,9 @@ import { Worker } from 'node:worker_threads';
  * `Date.now()` has 1 ms steps, which at the sub-millisecond latencies of a loopback Redis
  * would turn every p50 into 0, 1 or 2. The monotonic clock is fine-grained, but the wall
  * clock moves against it: on this VM, by 1 to 1.6 ms within seconds of a process's start
- * (measured with the anchor below taken every 5 s). Anchored once per process, as this file
- * first did, each app process carried its own offset of up to a millisecond, and the
- * baseline's p50 came out at 0.53 ms in one run and 1.02 ms in the next.
+ * (measured with the anchor below taken every 5 s). Anchored once per process, each app
+ * process would carry its own offset of up to a millisecond, enough to move the baseline's
+ * p50 between 0.53 ms and 1.02 ms from one run to the next.
  *
  * So a worker thread re-anchors every ANCHOR_EVERY_MS: it spins to the instant `Date.now()`
  * ticks over and publishes `wall - monotonic` there; the app's thread only reads it (it never

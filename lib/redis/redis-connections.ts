@@ -10,8 +10,7 @@ import { within } from '../util/within.js';
  * - commands: claims, outcomes, acknowledgements;
  * - jobs: job loads and the reads that classify a failure. BullMQ defines its ~70 scripts
  *   on the connection of every Queue (the loader's Queues included), and ioredis copies all
- *   of them into each pipeline it builds: kept apart, the commands' pipelines stay cheap
- *   (in a stream-only app, a fifth less CPU than the module used with one connection);
+ *   of them into each pipeline it builds: kept apart, the commands' pipelines stay cheap;
  * - blocking: the blocking stream reads.
  * Both non-blocking connections auto-pipeline: a catch-up's many small commands travel together.
  * Commands wait through an outage (maxRetriesPerRequest: null) rather than fail.
