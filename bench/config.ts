@@ -3,7 +3,7 @@ import { repoRoot } from './harness/repo-root.js';
 import { LAYOUTS, type Layout } from './shared/protocol.js';
 import { VARIANTS, type VariantName } from './shared/variants.js';
 
-export const SCENARIOS = ['latency', 'overhead', 'memory', 'catchup'] as const;
+export const SCENARIOS = ['latency', 'overhead', 'memory', 'catchup', 'telemetry'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Every knob of a run. Counts are scaled by BENCH_SCALE unless set explicitly. */
@@ -27,6 +27,8 @@ export interface BenchConfig {
   memory: { failures: number; batchFailures: number; variants: VariantName[] };
   /** eventsMaxLen undefined: BullMQ's default stream length. */
   catchUp: { failures: number; eventsMaxLen?: number; rounds: number };
+  /** Rounds of the module without and with the OpenTelemetry SDK, alternating. */
+  telemetry: { rounds: number };
   /** Write CPU profiles of the app processes (node --cpu-prof) to this folder. */
   profileDir?: string;
   trace: boolean;
@@ -84,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       eventsMaxLen: env.BENCH_CATCHUP_MAXLEN ? positive('BENCH_CATCHUP_MAXLEN', env.BENCH_CATCHUP_MAXLEN, 0) : undefined,
       rounds: Math.round(positive('BENCH_CATCHUP_ROUNDS', env.BENCH_CATCHUP_ROUNDS, scale < 1 ? 1 : 3)),
     },
+    telemetry: { rounds: Math.round(positive('BENCH_TELEMETRY_ROUNDS', env.BENCH_TELEMETRY_ROUNDS, scale < 1 ? 1 : 5)) },
     profileDir: profile ? join(root, 'bench', 'results', 'profiles') : undefined,
     trace: env.BENCH_TRACE === '1' || env.BENCH_TRACE === 'true',
     redisUrl: env.BENCH_REDIS_URL || undefined,

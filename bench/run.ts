@@ -14,6 +14,7 @@ import { catchUpScenario } from './scenarios/catch-up.js';
 import { latencyScenario } from './scenarios/latency.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { overheadScenario } from './scenarios/overhead.js';
+import { telemetryScenario } from './scenarios/telemetry.js';
 import type { Scenario, ScenarioResult, TargetCheck } from './scenarios/scenario.js';
 
 const SCENARIO_RUNNERS: Record<ScenarioName, Scenario> = {
@@ -21,6 +22,7 @@ const SCENARIO_RUNNERS: Record<ScenarioName, Scenario> = {
   overhead: overheadScenario,
   memory: memoryScenario,
   catchup: catchUpScenario,
+  telemetry: telemetryScenario,
 };
 
 async function main(): Promise<void> {

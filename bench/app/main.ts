@@ -9,9 +9,11 @@ import { NestFactory } from '@nestjs/core';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { AppSpec, HandlerSample, Protocol, ReplyEnvelope, RequestEnvelope, RequestKind, Usage, WorkerAction } from '../shared/protocol.js';
+import { variantSpec } from '../shared/variants.js';
 import { buildBenchApp } from './app-module.js';
 import { preciseNow } from './clock.js';
 import { Recorder } from './recorder.js';
+import { registerTelemetrySdk } from './telemetry-sdk.js';
 import { type Tracer, installTracer } from './tracing.js';
 
 type Handlers = { [K in RequestKind]: (body: Protocol[K]['request']) => Promise<Protocol[K]['reply']> };
@@ -23,6 +25,7 @@ class AppServer {
   private workers: Worker[] = [];
   private workersStarted = false;
   private tracer?: Tracer;
+  private stopTelemetry?: () => Promise<void>;
 
   readonly handlers: Handlers = {
     start: (spec) => this.start(spec),
@@ -43,6 +46,8 @@ class AppServer {
     this.spec = spec;
     this.recorder = new Recorder(spec.record);
     if (spec.trace) this.tracer = installTracer();
+    // Before the app: the module makes its instruments as it starts.
+    if (variantSpec(spec.variant).telemetry) this.stopTelemetry = registerTelemetrySdk();
     const startedAt = preciseNow();
     const bench = buildBenchApp(spec, this.recorder);
     this.app = await NestFactory.createApplicationContext(bench.module, { logger: ['error', 'warn'] });
@@ -112,6 +117,7 @@ class AppServer {
   private async stop(): Promise<{ closedAt: number }> {
     await this.app?.close();
     this.app = undefined;
+    await this.stopTelemetry?.();
     return { closedAt: preciseNow() };
   }
 }

@@ -7,6 +7,8 @@ export interface VariantSpec {
   listener: ListenerKind;
   /** Only for the module: what differs from its defaults (JSON, it crosses the process boundary). */
   moduleOptions?: { sources?: LiveSource[]; sweepIntervalMs?: number };
+  /** The OpenTelemetry SDK registered in the app process (metrics and traces recorded). */
+  telemetry?: boolean;
   description: string;
 }
 
@@ -34,6 +36,12 @@ export const VARIANTS = {
     listener: 'flow-failure-module',
     moduleOptions: {},
     description: 'FlowFailureModule with its defaults (worker + stream sources, sweep every 30 s)',
+  },
+  'module-otel': {
+    listener: 'flow-failure-module',
+    moduleOptions: {},
+    telemetry: true,
+    description: 'FlowFailureModule with its defaults and the OpenTelemetry SDK registered (metrics collected every second, spans batched)',
   },
   none: {
     listener: 'none',

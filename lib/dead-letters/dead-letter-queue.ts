@@ -44,7 +44,7 @@ export class DeadLetterQueue {
 
   constructor(
     private readonly connection: Redis,
-    keys: RedisKeys,
+    private readonly keys: RedisKeys,
     private readonly claims: ClaimStore,
     /** Runs the handler of a dead letter once more. */
     private readonly replayer: (letter: DeadLetterJobData) => Promise<RunResult>,
@@ -92,10 +92,16 @@ export class DeadLetterQueue {
     return this.queue.getFailedCount();
   }
 
-  /** Dead letters by handler (`Class.method`), over the oldest COUNTED of them. */
+  /**
+   * Dead letters by handler (`Class.method`, the job's name), over the oldest COUNTED of
+   * them: read at every metric collection, so it reads names only, never the events.
+   */
   async countByHandler(): Promise<Map<string, number>> {
+    const name = this.queue.name;
+    const ids = await this.connection.zrange(this.keys.failedSet(name), '0', String(COUNTED - 1));
+    const names = await Promise.all(ids.map((id) => this.connection.hget(this.keys.job(name, id), 'name')));
     const counts = new Map<string, number>();
-    for (const letter of await this.list(0, COUNTED)) counts.set(letter.handler, (counts.get(letter.handler) ?? 0) + 1);
+    for (const handler of names) if (handler) counts.set(handler, (counts.get(handler) ?? 0) + 1);
     return counts;
   }
 

@@ -1,0 +1,35 @@
+import { metrics, trace } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
+import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+
+/** How often the metric reader collects, as a Prometheus scrape or an OTLP push would. */
+const COLLECT_EVERY_MS = 1000;
+
+/** Exports to nowhere: the cost measured is the SDK's (recording, aggregating, batching), not a network's. */
+const discard = {
+  export(_items: unknown, done: (result: { code: ExportResultCode }) => void) {
+    done({ code: ExportResultCode.SUCCESS });
+  },
+  forceFlush: async () => undefined,
+  shutdown: async () => undefined,
+};
+
+/**
+ * The OpenTelemetry SDK as a service registers it before `NestFactory.create()`: metrics
+ * collected every second (the module's observable gauges read Redis then), spans through a
+ * BatchSpanProcessor. For the `module-otel` variant: what metrics and traces cost.
+ */
+export function registerTelemetrySdk(): () => Promise<void> {
+  const meterProvider = new MeterProvider({
+    readers: [new PeriodicExportingMetricReader({ exporter: discard as PushMetricExporter, exportIntervalMillis: COLLECT_EVERY_MS })],
+  });
+  metrics.setGlobalMeterProvider(meterProvider);
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard as SpanExporter)] });
+  trace.setGlobalTracerProvider(tracerProvider);
+  return async () => {
+    await Promise.all([meterProvider.shutdown(), tracerProvider.shutdown()]);
+    metrics.disable();
+    trace.disable();
+  };
+}

@@ -1,0 +1,80 @@
+import { type Table, format } from '../harness/table.js';
+import { distribution } from '../shared/stats.js';
+import type { VariantName } from '../shared/variants.js';
+import { LatencyRun, type LatencyResult } from './latency-run.js';
+import { type Scenario, type TargetCheck, ratio } from './scenario.js';
+
+/** The module without and with the OpenTelemetry SDK registered. */
+const WITHOUT: VariantName = 'module-both';
+const WITH: VariantName = 'module-otel';
+/** Metrics and traces may cost at most this share of handler throughput. */
+const MAX_COST = 0.05;
+
+const median = (values: number[]) => distribution(values).p50;
+
+/**
+ * What metrics and traces cost: the throughput scenario's backlog (Workers paused, flows
+ * queued, Workers resumed) for the module with its defaults, without and with an SDK
+ * registered, alternating over rounds; each row is the median round. App CPU per failure
+ * over the same unsaturated segment is the steadier of the two numbers.
+ */
+export const telemetryScenario: Scenario = async (context) => {
+  const { warmupFlows, flowsPerSecond, throughputFlows } = context.config.latency;
+  const { rounds } = context.config.telemetry;
+  const perVariant = new Map<VariantName, LatencyResult[]>([
+    [WITHOUT, []],
+    [WITH, []],
+  ]);
+  for (let round = 1; round <= rounds; round++) {
+    for (const variant of round % 2 === 1 ? [WITHOUT, WITH] : [WITH, WITHOUT]) {
+      context.log(`telemetry: ${variant}, round ${round}/${rounds}`);
+      const run = await LatencyRun.start(context, variant, 'workers');
+      try {
+        await run.warmUp(warmupFlows, flowsPerSecond);
+        await run.segment(0, warmupFlows, flowsPerSecond);
+        await run.throughput(throughputFlows);
+        perVariant.get(variant)?.push(await run.result(throughputFlows));
+      } finally {
+        await run.stop();
+      }
+    }
+  }
+  const rows = [...perVariant].map(([variant, results]) => ({
+    variant,
+    perSecond: median(results.map((r) => r.throughput.perSecond)),
+    cpuUs: median(results.map((r) => r.appCpuUsPerFailure)),
+    roundsPerSecond: results.map((r) => r.throughput.perSecond),
+    rounds: results.map((r) => ({ missed: r.missed, duplicates: r.duplicates, throughput: r.throughput })),
+    exactlyOnce: results.every((r) => r.missed === 0 && r.duplicates === 0 && r.throughput.runs === r.throughput.failures),
+  }));
+  const base = rows.find((r) => r.variant === WITHOUT);
+  const traced = rows.find((r) => r.variant === WITH);
+  const speed = ratio(traced?.perSecond, base?.perSecond);
+  const targets: TargetCheck[] = [
+    {
+      target: `metrics and traces cost < ${MAX_COST * 100} % of handler throughput`,
+      variant: WITH,
+      measured: speed === undefined ? '-' : `${format.ratio(speed)} of ${WITHOUT}'s`,
+      ok: speed === undefined ? undefined : speed >= 1 - MAX_COST,
+    },
+    { target: 'telemetry runs exactly once', variant: WITH, measured: traced?.exactlyOnce ? 'yes' : 'no', ok: traced?.exactlyOnce },
+  ];
+  const table: Table = {
+    title: `Telemetry: ${throughputFlows} flows (${2 * throughputFlows} failures) at saturation, without and with the OpenTelemetry SDK (median of ${rounds} rounds)`,
+    columns: ['variant', 'handled/s', 'rounds handled/s', 'ratio', 'app CPU µs/failure', 'CPU ratio', 'exactly once'],
+    rows: rows.map((r) => [
+      r.variant,
+      format.int(r.perSecond),
+      r.roundsPerSecond.map((v) => format.int(v)).join(' '),
+      format.ratio(ratio(r.perSecond, base?.perSecond)),
+      format.int(r.cpuUs),
+      format.ratio(ratio(r.cpuUs, base?.cpuUs)),
+      r.exactlyOnce ? 'yes' : 'NO',
+    ]),
+    notes: [
+      `${WITH}: metrics collected every second (the observable gauges read Redis then), spans through a BatchSpanProcessor, exported nowhere.`,
+      `app CPU: per failure over ${warmupFlows} unsaturated flows at ${flowsPerSecond} flows/s (Workers included).`,
+    ],
+  };
+  return { scenario: 'telemetry', targets, data: { throughputFlows, rounds, rows }, tables: [table] };
+};
