@@ -1,7 +1,7 @@
 import { metrics, trace } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
-import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 /** How often the metric reader collects, as a Prometheus scrape or an OTLP push would. */
 const COLLECT_EVERY_MS = 1000;
@@ -22,10 +22,10 @@ const discard = {
  */
 export function registerTelemetrySdk(): () => Promise<void> {
   const meterProvider = new MeterProvider({
-    readers: [new PeriodicExportingMetricReader({ exporter: discard as PushMetricExporter, exportIntervalMillis: COLLECT_EVERY_MS })],
+    readers: [new PeriodicExportingMetricReader({ exporter: discard, exportIntervalMillis: COLLECT_EVERY_MS })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard as SpanExporter)] });
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard)] });
   trace.setGlobalTracerProvider(tracerProvider);
   return async () => {
     await Promise.all([meterProvider.shutdown(), tracerProvider.shutdown()]);
