@@ -99,6 +99,24 @@ describe('the sweep', () => {
     expect(gaps[0].message).toMatch(/^The events stream of children was trimmed past (\d+|some) entries the group had not read, written before \S+\./);
   });
 
+  test('a gap that forms while the app runs behind is swept at once, not at the next interval', async () => {
+    spec.worker('parents');
+    spec.worker('children');
+    // One slow handler at a time: the reader falls behind the failures, and the stream is trimmed meanwhile.
+    const options = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000, concurrency: 1 };
+    const app = await spec.start({ withoutBull: true, handlers: [recordingHandlers({ child: true }, { delayMs: 50 })], options });
+    const failed = await failChildren(60);
+    expect(app.log.runs.length).toBeLessThan(60);
+    await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
+
+    // Only a sweep triggered by the gap delivers the trimmed ones before the interval (10 minutes).
+    await waitUntil('every failure delivered', () => app.log.runs.length >= 60, 20_000);
+    await settle(app);
+    expect(childIds(app)).toEqual([...failed].sort());
+    expect(app.log.of('child').some((e) => e.source === 'sweep')).toBe(true);
+    expect(app.logger.lines.filter((line) => line.level === 'warn' && /trimmed past/.test(line.message)).length).toBeGreaterThanOrEqual(1);
+  });
+
   test('a gap whose queue another replica is sweeping is swept as soon as that sweep ends', async () => {
     spec.worker('parents');
     spec.worker('children');

@@ -147,12 +147,17 @@ export class StreamSource {
     let backlog = this.reads.canCatchUp;
     while (!this.stopping) {
       // When the handlers are behind, wait until they have room: not a fixed pause, which a catch-up spent idle.
+      const waited = this.capacity.room() <= 0;
       await this.until(this.capacity.whenRoom());
       if (backOff && !this.stopping) await this.sleep(Math.min(MAX_ERROR_PAUSE_MS, 100 * 2 ** failedDeliveries));
       backOff = false;
       if (this.stopping) break;
       try {
         if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
+        // Behind the head (a backlog, or handlers that made it wait), BullMQ may have trimmed
+        // entries the group has not read. XREADGROUP would skip them silently, and past them
+        // the gap no longer shows: look before reading, and the sweep delivers them at once.
+        if ((backlog || waited) && !ownPending) await this.checkForGaps();
         // No more entries than the handlers have room for failures: the rest stay for other replicas.
         const count = Math.max(1, Math.min(BATCH, Math.ceil(this.capacity.room() / Math.max(MIN_FAILURE_SHARE, this.failureShare))));
         const batch = backlog && !ownPending && this.reads.canCatchUp ? await this.catchUpRead() : await this.headRead(count, ownPending);
@@ -226,6 +231,11 @@ export class StreamSource {
     const read = await this.reads.catchUp(BATCH, Math.min(this.capacity.room(), this.options.catchUpClaims));
     for (const [stream, id] of read.malformed) this.logger.warn(MESSAGES.streamEntryMalformed(stream, `failed entry ${id} has no jobId`));
     return { signals: read.signals, acks: [], count: read.entries, full: read.full };
+  }
+
+  /** A gap found is reported to the sweep (StreamPositions). Two XINFO per stream, only while behind. */
+  private async checkForGaps(): Promise<void> {
+    await Promise.all([...this.queueOfStream.values()].map((queue) => this.positions.read(queue)));
   }
 
   /** The failures in a reply, and every entry id to acknowledge once they are recorded. */
