@@ -87,6 +87,12 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
   if (!Array.isArray(sources) || sources.some((source) => source !== 'worker' && source !== 'stream')) {
     fail(`sources must be an array of 'worker' and 'stream', got ${JSON.stringify(sources)}`);
   }
+  const sweepIntervalMs = number('sweepIntervalMs', 0);
+  // The Worker source cannot make a Worker wait: what it reports while the handlers have no
+  // room is left to the stream, and without it only the sweep delivers it.
+  if (sweepIntervalMs === 0 && sources.includes('worker') && !sources.includes('stream')) {
+    fail(`sources ['worker'] needs the sweep (sweepIntervalMs 0 turns it off): it delivers the failures a Worker reports while the handlers have no room`);
+  }
   const group = text('consumerGroup', options.consumerGroup, DEFAULTS.consumerGroup);
   if (/[|:]/.test(group)) fail(`consumerGroup must not contain '|' or ':' (it is part of the module's Redis keys)`);
 
@@ -107,7 +113,7 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
     leaseMs,
     sources: [...new Set(sources)],
     workerReservations: flag('workerReservations', options.workerReservations, true),
-    sweepIntervalMs: number('sweepIntervalMs', 0),
+    sweepIntervalMs,
     concurrency: number('concurrency', 1),
     shutdownTimeoutMs: number('shutdownTimeoutMs', 0),
     settledTimeoutMs: number('settledTimeoutMs', 1),

@@ -24,8 +24,9 @@ export const VARIANTS = {
   },
   'module-worker': {
     listener: 'flow-failure-module',
-    moduleOptions: { sources: ['worker'], sweepIntervalMs: 0 },
-    description: "FlowFailureModule, sources: ['worker'], sweep off",
+    // The sweep delivers what a Worker reports while the handlers have no room (it cannot be off here).
+    moduleOptions: { sources: ['worker'], sweepIntervalMs: 1000 },
+    description: "FlowFailureModule, sources: ['worker'], sweep every second",
   },
   'module-stream': {
     listener: 'flow-failure-module',

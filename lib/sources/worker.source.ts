@@ -49,7 +49,11 @@ export class WorkerSource {
       });
     };
     worker.on('failed', listener);
-    const active: ActiveListener = (job) => this.hooks.jobStarted(worker.name, job);
+    // A reservation pays only when the failure can start its handlers at once: with no room
+    // it would be passed on, and the reservation given back, two scripts for nothing.
+    const active: ActiveListener = (job) => {
+      if (this.hooks.hasRoom()) this.hooks.jobStarted(worker.name, job);
+    };
     worker.on('active', active);
     this.listeners.set(worker, { failed: listener, active });
   }

@@ -94,7 +94,7 @@ describe('FlowFailureHealthIndicator', () => {
     // this app's only source is its (absent) Workers.
     await start(server, { queues: ['children'] }, {});
     await cleanup.pop()?.(); // that app closes
-    const url = await start(server, { queues: ['children'], sources: ['worker'], sweepIntervalMs: 0 }, { maxStreamLag: 3 });
+    const url = await start(server, { queues: ['children'], sources: ['worker'], sweepIntervalMs: 10 * 60 * 1000 }, { maxStreamLag: 3 });
     await redis.failChildren(2);
     const { status, body } = await check(url);
     expect(status).toBe(503);

@@ -30,6 +30,12 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ prefix: 'mine' }, bull)).toMatchObject({ prefix: 'mine', connection: bull.connection });
   });
 
+  test('the Worker source alone keeps the sweep; with the stream, the sweep may be off', () => {
+    expect(resolveConfig({ sources: ['worker'] }).sweepIntervalMs).toBe(30_000);
+    expect(resolveConfig({ sources: ['worker', 'stream'], sweepIntervalMs: 0 }).sweepIntervalMs).toBe(0);
+    expect(resolveConfig({ sources: ['stream'], sweepIntervalMs: 0 }).sweepIntervalMs).toBe(0);
+  });
+
   test.each([
     [{ handlerAttempt: 3 }, /unknown option "handlerAttempt"/],
     [{ handlerAttempts: 0 }, /handlerAttempts must be a whole number of at least 1/],
@@ -40,6 +46,7 @@ describe('resolveConfig', () => {
     [{ workerReservations: 'no' }, /workerReservations must be true or false, got "no"/],
     [{ handlerTimeoutMs: 0 }, /handlerTimeoutMs must be a whole number of at least 1/],
     [{ leaseMs: 10_000, dedupTtlMs: 15_000 }, /dedupTtlMs \(15000\) must be at least twice leaseMs \(10000\)/],
+    [{ sources: ['worker'], sweepIntervalMs: 0 }, /sources \['worker'\] needs the sweep/],
   ])('rejects %j', (options, message) => {
     expect(() => resolveConfig(options as never)).toThrow(FlowFailureConfigError);
     expect(() => resolveConfig(options as never)).toThrow(message);
