@@ -22,6 +22,8 @@ const MAX_CASCADE_DEPTH = 64;
  * (its own Worker, or the sweep, still delivers it).
  */
 const SAME_FAILURE_MS = 100;
+/** Children read ahead for parents a Worker here started, at most: the oldest go first. */
+const CHILDREN_READ_AHEAD = 1000;
 
 /**
  * Whether any handler could want this job's failure as a parent, caused by a child or not
@@ -34,6 +36,9 @@ export type ParentInterest = (queueName: string, jobName: string | undefined, ca
  * parent, a child, both or neither, and which leaf started the cascade.
  */
 export class FailureClassifier {
+  /** Children read as Workers here started parents that a child has failed already, by job key and attempt. */
+  private readonly childrenReadAhead = new Map<string, Promise<FlowChildren>>();
+
   constructor(
     private readonly redis: Redis,
     private readonly loader: JobLoader,
@@ -43,6 +48,31 @@ export class FailureClassifier {
     private readonly parentInterest: ParentInterest,
     private readonly badJobs: BadJobs,
   ) {}
+
+  /**
+   * A Worker here started a job that BullMQ has failed already through a child (its
+   * deferred failure): the job fails in a moment, without running its processor. Its
+   * children are read now, while BullMQ records that failure, so that the Worker's report
+   * starts the handlers without a round trip of its own. They are its children as it fails:
+   * the read travels with BullMQ's own commands of that failure.
+   */
+  parentStarting(queueName: string, job: Job): void {
+    if (!job.id || !this.keys.parseDeferredFailure(job.deferredFailure) || !this.parentInterest(queueName, job.name, true)) return;
+    if (this.childrenReadAhead.size >= CHILDREN_READ_AHEAD) this.childrenReadAhead.delete(this.childrenReadAhead.keys().next().value as string);
+    const key = this.keys.job(queueName, job.id);
+    const read = this.children.read(key);
+    read.catch(() => undefined); // awaited by the report, or read again then
+    this.childrenReadAhead.set(`${key}:${job.attemptsStarted}`, read);
+  }
+
+  /** The children read as the Worker started this attempt, once (a later report reads them anew). */
+  private readAhead(key: string, job: Job | undefined): Promise<FlowChildren> | undefined {
+    if (!job) return undefined;
+    const id = `${key}:${job.attemptsStarted}`;
+    const read = this.childrenReadAhead.get(id);
+    this.childrenReadAhead.delete(id);
+    return read?.catch(() => this.children.read(key));
+  }
 
   classify(signals: readonly FailureSignal[]): Promise<FailureOccurrence[]> {
     this.rememberLeaves(signals);
@@ -113,7 +143,8 @@ export class FailureClassifier {
     const named = inMemory ?? reported;
     // A child named as the cause makes the job a parent; else whether it had children decides.
     const wantsParent = this.parentInterest(signal.queueName, signal.job?.name, named !== undefined);
-    const children = wantsParent ? this.childrenOf(key, signal.facts) : undefined;
+    const early = signal.source === 'worker' ? this.readAhead(key, signal.job) : undefined;
+    const children = wantsParent ? (early ?? this.childrenOf(key, signal.facts)) : undefined;
     for (const pending of [reportedIsFailedChild, children]) pending?.catch(() => undefined); // awaited only when needed
     const job = await load({ prefix: this.keys.prefix, queueName: signal.queueName, jobId: signal.jobId, key });
     // Gone (removed, and no Worker of ours held it in memory), or no longer failed (retried since).

@@ -288,7 +288,10 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         () => dispatcher.room,
       ),
       workers: new WorkerSource(config.prefix, deliver, {
-        jobStarted: (queueName, job) => reservations.jobStarted(queueName, job),
+        jobStarted: (queueName, job) => {
+          reservations.jobStarted(queueName, job);
+          classifier.parentStarting(queueName, job);
+        },
         hasRoom: () => dispatcher.room > 0,
         passOn: (queueName, job) => reservations.giveBack({ queueName, jobId: job.id as string, attemptsStarted: job.attemptsStarted }),
       }),

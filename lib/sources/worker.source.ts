@@ -8,7 +8,7 @@ type ActiveListener = (job: Job) => void;
 
 /** What the Worker source asks of the rest of the module. */
 export interface WorkerSourceHooks {
-  /** A Worker started a job: its failure is reserved if a handler may want it. */
+  /** A Worker started a job, with room for its failure: its failure is reserved, or a parent's children read ahead, if a handler may want them. */
   jobStarted(queueName: string, job: Job): void;
   /** Whether the handlers have room for one more failure here. */
   hasRoom(): boolean;
