@@ -1,0 +1,58 @@
+import { describe, expect, test } from '@jest/globals';
+import { RunQueue } from '../../lib/dispatcher/run-queue.js';
+
+/**
+ * The run queue's backpressure, as sources see it: `room` and `whenRoom`. Runs that
+ * deliveries under way may still add count against the limit before they are claimed. No
+ * run is queued here, so no claim store or lease keeper is ever asked anything.
+ */
+describe('RunQueue backpressure', () => {
+  const queue = (backlogLimit: number) =>
+    new RunQueue(
+      {} as never,
+      {} as never,
+      { concurrency: 1, handlerBackoffMs: 0, leaseMs: 1000, handlerTimeoutMs: 1000, backlogLimit },
+      { add: async () => undefined },
+      { attempt: () => ({ end: () => undefined }) },
+      () => undefined,
+    );
+
+  test('a delivery under way holds its runs against the limit until it has queued them', async () => {
+    const runs = queue(10);
+    expect(runs.room).toBe(10);
+    let finish: () => void = () => undefined;
+    const delivering = runs.promise(7, () => new Promise<void>((resolve) => (finish = resolve)));
+    expect(runs.room).toBe(3);
+    expect(runs.backlog).toBe(7);
+    expect(runs.idle).toBe(false);
+    finish();
+    await delivering;
+    expect(runs.room).toBe(10);
+    expect(runs.idle).toBe(true);
+  });
+
+  test('whenRoom waits while there is none, and resolves once a delivery gives its share back', async () => {
+    const runs = queue(4);
+    let finish: () => void = () => undefined;
+    const delivering = runs.promise(4, () => new Promise<void>((resolve) => (finish = resolve)));
+    let roomSeen = false;
+    const waiting = runs.whenRoom().then(() => (roomSeen = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(roomSeen).toBe(false);
+    finish();
+    await delivering;
+    await waiting;
+    expect(roomSeen).toBe(true);
+  });
+
+  test('a failed delivery gives its share back too; a stopped queue lets every waiter go', async () => {
+    const runs = queue(2);
+    await expect(runs.promise(2, () => Promise.reject(new Error('Redis down')))).rejects.toThrow('Redis down');
+    expect(runs.room).toBe(2);
+    const held = runs.promise(2, () => new Promise<void>(() => undefined));
+    const waiting = runs.whenRoom();
+    await runs.stop();
+    await waiting;
+    void held;
+  });
+});
