@@ -1,5 +1,5 @@
 import { Job, Queue, raw2NextJobData } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { traced, tracing } from '../diagnostics.js';
 import { type RedisKeys, jobKey } from '../redis/redis-keys.js';
 
@@ -21,7 +21,7 @@ export class JobLoader {
   private readonly unreadable = new WeakMap<Job, string[]>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { ClaimStore } from '../claims/claim.store.js';
 import { parseClaimMember } from '../claims/formats.js';
 import type { RunResult } from '../dispatcher/run.js';
@@ -43,7 +43,7 @@ export class DeadLetterQueue {
   private workerErrors = 0;
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: Redis | Cluster,
     keys: RedisKeys,
     private readonly claims: ClaimStore,
     /** Runs the handler of a dead letter once more. */
