@@ -100,7 +100,7 @@ export async function startRedisServer(options = {}) {
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
       '--appendonly', options.appendOnly ? 'yes' : 'no', ...(options.extraArgs ?? []),
     ];
-    const started = spawn('redis-server', args, { stdio: 'ignore' });
+    const started = spawn(options.server ?? 'redis-server', args, { stdio: 'ignore' });
     child = started;
     for (let i = 0; i < 200; i++) {
       if (started.exitCode !== null || started.signalCode !== null) return false;
