@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import type { ConnectionOptions } from 'bullmq';
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { RedisUnreachableError } from '../errors/redis-unreachable.error.js';
 import { MESSAGES } from '../flow-failure.messages.js';
@@ -14,6 +15,16 @@ type RedisClient = Redis | Cluster;
  * in the options literal, so the source compiles against both.
  */
 const LEGACY_REPLIES: Record<string, unknown> = { replyMapping: 'legacy' };
+
+/**
+ * One of the module's connections as BullMQ's `connection`. A bullmq that brings its own copy
+ * of ioredis (5.x beside an app's ioredis 6) types it as another class; BullMQ itself tells
+ * clients by shape at run time, so the same object serves.
+ */
+export function bullConnection(client: RedisClient): ConnectionOptions {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- needed where bullmq has its own ioredis
+  return client as unknown as ConnectionOptions;
+}
 
 /** What each connection adds to the given options. */
 interface Role {
