@@ -8,6 +8,9 @@ export const MESSAGES = {
   // Start-up and shutdown.
   watching: (queues: readonly string[], handlers: number, group: string, address: string) =>
     `Watching ${queues.length} queue(s) [${queues.join(', ')}] with ${handlers} handler(s), group "${group}", Redis ${address}`,
+  copiesLoaded: (copies: number) =>
+    `${copies} copies of nestjs-flow-failure are loaded (its ESM and CommonJS builds, or two installs): handlers are found whichever copy decorated them, ` +
+    `but FlowFailureService and the module's other classes differ between copies, so inject them from the copy that imports FlowFailureModule; load the package one way`,
   mappedHandler: (kind: string, name: string) => `Mapped ${kind} handler ${name}`,
   reservationsNotReturned: (error: unknown) =>
     `Could not give back this instance's reservations (they expire after the lease): ${describeError(error)}`,

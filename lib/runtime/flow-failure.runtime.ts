@@ -41,6 +41,7 @@ import { StreamPositions } from '../sources/stream/stream-position.js';
 import { StreamSource } from '../sources/stream/stream.source.js';
 import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
+import { loadedCopies } from '../util/loaded-copies.js';
 import { ShutdownBudget } from '../util/shutdown-budget.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { valueWithin, within } from '../util/within.js';
@@ -125,6 +126,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     this.configValue = resolveConfig(this.options, this.bullConfig());
     this.explorer.explore(this.configValue.queues);
     this.checkClusterLayout(this.configValue);
+    if (loadedCopies() > 1) this.logger.warn(MESSAGES.copiesLoaded(loadedCopies()));
   }
 
   async onApplicationBootstrap(): Promise<void> {
