@@ -27,9 +27,10 @@ function ask(port, command) {
 /**
  * A Redis Cluster of `masters` masters (no replicas) on free loopback ports, each a
  * startRedisServer of its own folder; resolves once every node reports cluster_state:ok.
- * `server` and `cli` name the binaries (valkey-server and valkey-cli run one on Valkey).
+ * `server` and `cli` name the binaries (else REDIS_SERVER_BIN and REDIS_CLI_BIN, else
+ * redis-server and redis-cli): valkey-server and valkey-cli run one on Valkey.
  */
-export async function startRedisCluster({ masters = 3, server = 'redis-server', cli = 'redis-cli' } = {}) {
+export async function startRedisCluster({ masters = 3, server = process.env.REDIS_SERVER_BIN ?? 'redis-server', cli = process.env.REDIS_CLI_BIN ?? 'redis-cli' } = {}) {
   const nodes = [];
   const stop = () => Promise.all(nodes.map((node) => node.stop()));
   try {
