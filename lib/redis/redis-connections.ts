@@ -79,7 +79,9 @@ export class RedisConnections {
       for (const client of connections.all) if (client.status !== 'end') client.disconnect();
       throw new RedisUnreachableError(address, error);
     }
-    if (!connections.cluster && (await commands.info('cluster')).includes('cluster_enabled:1')) {
+    // A server that refuses INFO (a renamed or disabled command) is taken for what it was given as.
+    const info = connections.cluster ? '' : await commands.info('cluster').catch(() => '');
+    if (info.includes('cluster_enabled:1')) {
       await connections.close(1000);
       throw new RedisUnreachableError(address, new Error(MESSAGES.clusterNodeAsPlain(address)));
     }
