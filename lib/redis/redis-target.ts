@@ -1,4 +1,5 @@
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { describeValue } from '../util/describe-value.js';
 
 /** ioredis options for a Redis Cluster: its startup nodes beside ioredis's ClusterOptions. */
 export interface ClusterConnectionOptions extends ClusterOptions {
@@ -38,7 +39,7 @@ function isClientShaped(value: object): value is ClientShape {
  */
 export function redisTargetOf(value: unknown): RedisTarget | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return 'it is neither an ioredis Redis or Cluster nor an object of connection options';
+    return `it is neither an ioredis Redis or Cluster nor an object of connection options, got ${describeValue(value)}`;
   }
   if (isClientShaped(value)) {
     return value.isCluster ? { kind: 'cluster-client', client: value as unknown as Cluster } : { kind: 'client', client: value as unknown as Redis };

@@ -46,8 +46,8 @@ describe('resolveConfig', () => {
   });
 
   test.each([
-    ['redis://localhost:6379', /connection: it is neither an ioredis Redis or Cluster nor an object of connection options/],
-    [[{ host: 'a' }], /connection: it is neither/],
+    ['redis://localhost:6379', /connection: it is neither an ioredis Redis or Cluster nor an object of connection options, got "redis:\/\/localhost:6379"/],
+    [[{ host: 'a' }], /connection: it is neither .*, got an array/],
     [{ startupNodes: [] }, /connection: startupNodes must be a non-empty array/],
     [{ url: 6379 }, /connection: url must be a string/],
     [{ connect() {}, sendCommand() {} }, /connection: it is a client object but not one of ioredis/],
