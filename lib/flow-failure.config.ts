@@ -1,13 +1,14 @@
-import type { ConnectionOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { DEFAULTS } from './flow-failure.constants.js';
 import { FlowFailureConfigError } from './errors/flow-failure-config.error.js';
-import type { FlowFailureModuleOptions, LiveSource } from './interfaces/flow-failure-options.interface.js';
+import type { FlowFailureConnection, FlowFailureModuleOptions, LiveSource } from './interfaces/flow-failure-options.interface.js';
+import { MESSAGES } from './flow-failure.messages.js';
+import { type RedisTarget, redisTargetOf } from './redis/redis-target.js';
 import { describeValue } from './util/describe-value.js';
 
 /** The options with every default filled in. */
 export interface FlowFailureConfig {
-  connection: ConnectionOptions | Redis;
+  /** The connection, told apart: plain Redis options or client, or a Cluster's. */
+  connection: RedisTarget;
   prefix: string;
   queues: string[];
   consumerGroup: string;
@@ -27,7 +28,7 @@ export interface FlowFailureConfig {
 
 /** What `BullModule.forRoot()` was given, when the app has it. */
 export interface BullSharedConfig {
-  connection?: ConnectionOptions | Redis;
+  connection?: FlowFailureConnection;
   prefix?: string;
 }
 
@@ -101,8 +102,12 @@ export function resolveConfig(options: FlowFailureModuleOptions = {}, bull?: Bul
   // A done mark that expires while a claim may still be taken over would let a handler run again.
   if (dedupTtlMs < 2 * leaseMs) fail(`dedupTtlMs (${dedupTtlMs}) must be at least twice leaseMs (${leaseMs})`);
 
+  // Only when neither this module nor BullModule names one: a value given and not understood fails, never falls back.
+  const target = redisTargetOf(options.connection ?? bull?.connection ?? { host: DEFAULTS.host, port: DEFAULTS.port });
+  if (typeof target === 'string') fail(MESSAGES.connectionNotRecognised(options.connection === undefined ? `(from BullModule.forRoot()) ${target}` : target));
+
   return {
-    connection: options.connection ?? bull?.connection ?? { host: DEFAULTS.host, port: DEFAULTS.port },
+    connection: target as RedisTarget,
     prefix: text('prefix', options.prefix, bull?.prefix ?? DEFAULTS.prefix),
     queues: [...new Set(queues)],
     consumerGroup: group,

@@ -8,12 +8,28 @@ export const MESSAGES = {
   // Start-up and shutdown.
   watching: (queues: readonly string[], handlers: number, group: string, address: string) =>
     `Watching ${queues.length} queue(s) [${queues.join(', ')}] with ${handlers} handler(s), group "${group}", Redis ${address}`,
+  copiesLoaded: (copies: number) =>
+    `${copies} copies of nestjs-flow-failure are loaded (its ESM and CommonJS builds, or two installs): handlers are found whichever copy decorated them, ` +
+    `but FlowFailureService and the module's other classes differ between copies, so inject them from the copy that imports FlowFailureModule; load the package one way`,
   mappedHandler: (kind: string, name: string) => `Mapped ${kind} handler ${name}`,
   reservationsNotReturned: (error: unknown) =>
     `Could not give back this instance's reservations (they expire after the lease): ${describeError(error)}`,
   claimsNotHandedBack: (count: number) => `Could not hand back ${count} claim(s) in time; they expire after the lease`,
 
   // Redis.
+  connectionNotRecognised: (problem: string) =>
+    `connection: ${problem}. Pass ioredis RedisOptions, an ioredis Redis, an ioredis Cluster, or cluster options with startupNodes`,
+  clusterLayout: (address: string, prefix: string, ownTag: string | undefined, queues: readonly string[]) =>
+    `Redis ${address}: ` +
+    (ownTag === undefined
+      ? `prefix "${prefix}" carries no hash tag, so each queue's keys and the module's own keys hash to different cluster slots` +
+        (queues.length > 0 ? ` (hash tags in queue names, as ${queues.map((q) => `"${q}"`).join(', ')}, do not cover the module's keys)` : '')
+      : `queue(s) ${queues.map((q) => `"${q}"`).join(', ')} hash to other cluster slots than prefix "${prefix}" (tag "{${ownTag}}")`) +
+    `: the module's scripts and stream reads would fail with CROSSSLOT. ` +
+    `Use one prefix with a hash tag, such as "{bull}", for every queue (BullModule.forRoot({ prefix: '{bull}' })), and no hash tags in queue names`,
+  clusterNodeAsPlain: (address: string) =>
+    `Redis ${address} is a node of a Redis Cluster, reached as a single server: commands for the other nodes' slots would fail with MOVED. ` +
+    `Pass an ioredis Cluster (new Cluster([...nodes])) or cluster options with startupNodes as connection`,
   redisDown: (address: string, connection: string, error: string) => `Redis ${address} (${connection}): ${error}; reconnecting`,
   redisBack: (address: string, connection: string) => `Redis ${address} (${connection}) is back`,
 

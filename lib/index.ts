@@ -4,6 +4,7 @@ export { OnParentFailed } from './decorators/on-parent-failed.decorator.js';
 export { OnChildFailed } from './decorators/on-child-failed.decorator.js';
 export type { DeadLetter, DeadLetterEvent } from './dead-letters/dead-letter.js';
 export { deadLetterQueueName } from './redis/redis-keys.js';
+export type { ClusterConnectionOptions } from './redis/redis-target.js';
 export type { UnclassifiedFailure } from './classifier/bad-jobs.js';
 export type { RunResult } from './dispatcher/run.js';
 export type {
@@ -27,6 +28,7 @@ export type {
   FlowFailureModuleAsyncOptions,
   FlowFailureModuleOptions,
   LiveSource,
+  FlowFailureConnection,
 } from './interfaces/flow-failure-options.interface.js';
 export { FlowFailureConfigError, RedisUnreachableError } from './errors/index.js';
 export {

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { FlowChildren, JobRef, RootCause } from '../interfaces/failure-events.interface.js';
 import { occurrenceId } from '../claims/formats.js';
 import { traced, tracing } from '../diagnostics.js';
@@ -40,7 +40,7 @@ export class FailureClassifier {
   private readonly childrenReadAhead = new Map<string, Promise<FlowChildren>>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly loader: JobLoader,
     private readonly children: FlowChildrenReader,
     private readonly keys: RedisKeys,

@@ -1,5 +1,6 @@
 import { Job, Queue, raw2NextJobData } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { bullConnection } from '../redis/redis-connections.js';
 import { traced, tracing } from '../diagnostics.js';
 import { type RedisKeys, jobKey } from '../redis/redis-keys.js';
 
@@ -21,7 +22,7 @@ export class JobLoader {
   private readonly unreadable = new WeakMap<Job, string[]>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -81,7 +82,7 @@ export class JobLoader {
     const key = `${prefix}:${queueName}`;
     let queue = this.queues.get(key);
     if (!queue) {
-      queue = new Queue(queueName, { connection: this.redis, prefix, skipMetasUpdate: true });
+      queue = new Queue(queueName, { connection: bullConnection(this.redis), prefix, skipMetasUpdate: true });
       // Its connection is ours, whose outages are logged once already; BullMQ would print each error.
       queue.on('error', () => undefined);
       this.queues.set(key, queue);

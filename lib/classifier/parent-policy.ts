@@ -1,4 +1,4 @@
-import type { Job } from 'bullmq';
+import type { Job, ParentKeys } from 'bullmq';
 import type { ParentPolicy } from '../interfaces/failure-events.interface.js';
 
 /**
@@ -6,8 +6,17 @@ import type { ParentPolicy } from '../interfaces/failure-events.interface.js';
  * BullMQ's own script (moveChildFromDependenciesIfNeeded). The flags travel on
  * `job.parent`; the options are read too for jobs stored by older versions.
  */
+/** The flags as bullmq 6 types them; bullmq 5's ParentKeys leaves them out, though 5.49.2 already writes them. */
+interface ParentFlags {
+  fpof?: boolean;
+  cpof?: boolean;
+  idof?: boolean;
+  rdof?: boolean;
+}
+
 export function parentPolicyOf(job: Pick<Job, 'parent' | 'opts'>): ParentPolicy {
-  const flags = job.parent;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- needed with bullmq 5's types
+  const flags = job.parent as (ParentKeys & ParentFlags) | undefined;
   const opts = job.opts ?? {};
   if (flags?.fpof || opts.failParentOnFailure) return 'fail';
   if (flags?.cpof || opts.continueParentOnFailure) return 'continue';

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { bullConnection } from '../redis/redis-connections.js';
 import type { ClaimStore } from '../claims/claim.store.js';
 import { parseClaimMember } from '../claims/formats.js';
 import type { RunResult } from '../dispatcher/run.js';
@@ -43,20 +44,20 @@ export class DeadLetterQueue {
   private workerErrors = 0;
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: Redis | Cluster,
     private readonly keys: RedisKeys,
     private readonly claims: ClaimStore,
     /** Runs the handler of a dead letter once more. */
     private readonly replayer: (letter: DeadLetterJobData) => Promise<RunResult>,
     private readonly options: DeadLetterQueueOptions,
   ) {
-    this.queue = new Queue(keys.deadLetterQueue, { connection, prefix: keys.prefix });
+    this.queue = new Queue(keys.deadLetterQueue, { connection: bullConnection(connection), prefix: keys.prefix });
     this.queue.on('error', () => undefined); // its connection is the module's, whose trouble is logged once already
   }
 
   start(): void {
     this.worker = new Worker<DeadLetterJobData>(this.queue.name, (job) => this.process(job), {
-      connection: this.connection,
+      connection: bullConnection(this.connection),
       prefix: this.queue.opts.prefix,
       concurrency: 5,
     });

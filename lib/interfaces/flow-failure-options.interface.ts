@@ -1,12 +1,23 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { ConnectionOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import type { ClusterConnectionOptions } from '../redis/redis-target.js';
+
+/**
+ * Where the module's Redis is: ioredis RedisOptions (BullMQ's, `url` included), an ioredis
+ * Redis, an ioredis Cluster, or cluster options (`startupNodes` beside ioredis's
+ * ClusterOptions). Clients are duplicated, never used or closed themselves.
+ */
+export type FlowFailureConnection = ConnectionOptions | Redis | Cluster | ClusterConnectionOptions;
 
 export type LiveSource = 'worker' | 'stream';
 
 export interface FlowFailureModuleOptions {
-  /** Default: the connection of `BullModule.forRoot()` when the app has one, else 127.0.0.1:6379. */
-  connection?: ConnectionOptions | Redis;
+  /**
+   * Default: the connection of `BullModule.forRoot()` when the app has one, else 127.0.0.1:6379.
+   * On a Redis Cluster, every queue and this module need one prefix with a hash tag (`{bull}`).
+   */
+  connection?: FlowFailureConnection;
   /** Default: `BullModule.forRoot()`'s prefix, else 'bull'. */
   prefix?: string;
   /** Queues to watch besides those named by the decorators and by `@Processor`s. */

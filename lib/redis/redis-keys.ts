@@ -185,3 +185,24 @@ function parseJobKey(key: string): ParsedJobKey | undefined {
     key,
   };
 }
+
+/** The hash tag Redis Cluster slots a key by: the text between its first '{' and the next '}', when not empty. */
+export function hashTagOf(key: string): string | undefined {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : undefined;
+}
+
+/**
+ * On a Redis Cluster, the module's scripts take BullMQ's keys of every watched queue together
+ * with its own keys, and one blocking read takes every events stream: all must hash to one
+ * slot. What does not, as `{ queues }` whose keys carry another tag than the module's own,
+ * or undefined when the layout works (a prefix carrying a hash tag, such as `{bull}`).
+ */
+export function clusterSlotMismatch(keys: RedisKeys, queues: readonly string[]): { ownTag?: string; queues: string[] } | undefined {
+  const ownTag = hashTagOf(keys.leases);
+  const elsewhere = queues.filter((queue) =>
+    [keys.job(queue, 'id'), keys.eventsStream(queue), keys.failedSet(queue)].some((key) => hashTagOf(key) !== ownTag),
+  );
+  return ownTag === undefined || elsewhere.length > 0 ? { ownTag, queues: elsewhere } : undefined;
+}

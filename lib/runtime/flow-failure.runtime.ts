@@ -33,12 +33,15 @@ import { MESSAGES } from '../flow-failure.messages.js';
 import type { FlowFailureModuleOptions } from '../interfaces/flow-failure-options.interface.js';
 import type { FlowFailureStatus } from '../interfaces/flow-failure-status.interface.js';
 import { RedisConnections } from '../redis/redis-connections.js';
-import { RedisKeys } from '../redis/redis-keys.js';
+import { RedisKeys, clusterSlotMismatch } from '../redis/redis-keys.js';
+import { describeClusterTarget, isClusterTarget } from '../redis/redis-target.js';
+import { FlowFailureConfigError } from '../errors/flow-failure-config.error.js';
 import { FailureReads } from '../sources/stream/failure-reads.js';
 import { StreamPositions } from '../sources/stream/stream-position.js';
 import { StreamSource } from '../sources/stream/stream.source.js';
 import { SweepSource } from '../sources/sweep.source.js';
 import { WorkerSource } from '../sources/worker.source.js';
+import { loadedCopies } from '../util/loaded-copies.js';
 import { ShutdownBudget } from '../util/shutdown-budget.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { valueWithin, within } from '../util/within.js';
@@ -122,6 +125,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
   onModuleInit(): void {
     this.configValue = resolveConfig(this.options, this.bullConfig());
     this.explorer.explore(this.configValue.queues);
+    this.checkClusterLayout(this.configValue);
+    if (loadedCopies() > 1) this.logger.warn(MESSAGES.copiesLoaded(loadedCopies()));
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -313,6 +318,18 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       ),
       sweep,
     };
+  }
+
+  /** @throws FlowFailureConfigError when the watched queues and the module's keys cannot share one cluster slot */
+  private checkClusterLayout({ connection, prefix, consumerGroup }: FlowFailureConfig): void {
+    if (!isClusterTarget(connection)) return;
+    const queues = this.registry.watchedQueues;
+    const mismatch = clusterSlotMismatch(new RedisKeys(prefix, consumerGroup, queues), queues);
+    if (mismatch) {
+      throw new FlowFailureConfigError(
+        `FlowFailureModule.forRoot(): ${MESSAGES.clusterLayout(describeClusterTarget(connection), prefix, mismatch.ownTag, mismatch.queues)}`,
+      );
+    }
   }
 
   private bullConfig(): BullSharedConfig | undefined {

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { occurrenceId } from '../claims/formats.js';
 import type { LuaScripts } from '../claims/lua-scripts.js';
 import type { FailureSignal } from '../classifier/failure-signal.js';
@@ -46,7 +46,7 @@ export class SweepSource {
   private gapSweptElsewhere = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly scripts: LuaScripts,
     private readonly keys: RedisKeys,
     private readonly positions: StreamPositions,

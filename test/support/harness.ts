@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type ConsoleLoggerOptions, type INestApplicationContext, Injectable, type LoggerService, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
-import { FlowProducer, type Job, type JobNode, type JobsOptions, Queue, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
+import { type ConnectionOptions, FlowProducer, type Job, type JobNode, type JobsOptions, Queue, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { FlowFailureModule, FlowFailureService, type FlowFailureEvent, type FlowFailureModuleOptions, type LiveSource } from 'nestjs-flow-failure';
 import { type HandlerDecorations, handlerClass } from './handler-class.js';
@@ -178,6 +178,8 @@ export interface AppSpec {
   withoutBull?: boolean;
   /** A Redis other than REDIS_URL (one the test started). */
   redisUrl?: string;
+  /** BullModule's connection instead of redisUrl's (an ioredis Cluster); the test closes it. */
+  connection?: ConnectionOptions;
 }
 
 export interface TestApp {
@@ -190,7 +192,7 @@ export interface TestApp {
 
 /** The root module of a test app: BullModule with processors, FlowFailureModule, handlers. */
 export function testAppModule(spec: AppSpec): Type {
-  const connection = redisConnection(spec.redisUrl);
+  const connection = spec.connection ?? redisConnection(spec.redisUrl);
   const processors = spec.processors ?? [];
   const imports = [
     ...(spec.withoutBull

@@ -7,7 +7,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { ClaimStore } from '../../lib/claims/claim.store.js';
 import { parseClaimMember } from '../../lib/claims/formats.js';
 import { LuaScripts } from '../../lib/claims/lua-scripts.js';
@@ -77,13 +77,13 @@ export function ownerOf(app: INestApplicationContext): string {
 }
 
 /** Claims not settled yet (running, backing off, parked, or left by a process that stopped): what could still be taken over. */
-export async function heldClaims(redis: Redis, keys: RedisKeys): Promise<string[]> {
+export async function heldClaims(redis: Redis | Cluster, keys: RedisKeys): Promise<string[]> {
   return redis.zrange(keys.leases, '0', '-1');
 }
 
 /** The dead letters of a consumer group as stored (what FlowFailureService.getDeadLetters() lists), for processes the test has no app of. */
-export async function deadLetterRecords(redis: Redis, keys: RedisKeys): Promise<DeadLetter[]> {
-  const connection = redis.duplicate();
+export async function deadLetterRecords(redis: Redis | Cluster, keys: RedisKeys): Promise<DeadLetter[]> {
+  const connection = redis.isCluster ? (redis as Cluster).duplicate() : (redis as Redis).duplicate();
   const queue = new Queue(deadLetterQueueName(keys.group), { connection, prefix: keys.prefix });
   try {
     const jobs = await queue.getFailed(0, -1);

@@ -21,4 +21,4 @@ export declare function hasRedisServerBinary(): boolean;
 export declare function redisAnswers(host: string, port: number): Promise<boolean>;
 export declare function redisPid(port: number): Promise<number | undefined>;
 export declare function holdPort(): Promise<HeldPort>;
-export declare function startRedisServer(options?: { appendOnly?: boolean; extraArgs?: string[] }): Promise<OwnRedisServer>;
+export declare function startRedisServer(options?: { appendOnly?: boolean; extraArgs?: string[]; server?: string }): Promise<OwnRedisServer>;

@@ -86,6 +86,7 @@ export function redisPid(port) {
 
 /**
  * A redis-server of our own, on a free port in its own folder, that a test may restart or stop.
+ * `server` (else REDIS_SERVER_BIN, else redis-server) names the binary: valkey-server runs one on Valkey.
  * A port found free can be taken by another process before redis-server binds it (another
  * Jest worker starting its own server): the server counts as started only when the one
  * answering on the port is the process started here; otherwise another port is tried.
@@ -100,7 +101,7 @@ export async function startRedisServer(options = {}) {
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
       '--appendonly', options.appendOnly ? 'yes' : 'no', ...(options.extraArgs ?? []),
     ];
-    const started = spawn('redis-server', args, { stdio: 'ignore' });
+    const started = spawn(options.server ?? process.env.REDIS_SERVER_BIN ?? 'redis-server', args, { stdio: 'ignore' });
     child = started;
     for (let i = 0; i < 200; i++) {
       if (started.exitCode !== null || started.signalCode !== null) return false;

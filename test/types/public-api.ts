@@ -6,7 +6,7 @@
  */
 import { Injectable } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import {
   FlowFailureConfigError,
   FlowFailureModule,
@@ -26,6 +26,8 @@ import {
   type FlowFailureEventKind,
   type FlowFailureModuleAsyncOptions,
   type FlowFailureModuleOptions,
+  type FlowFailureConnection,
+  type ClusterConnectionOptions,
   type JobRef,
   type LiveSource,
   type OnChildFailedOptions,
@@ -135,6 +137,13 @@ expectType<
 export const someOptions: FlowFailureModuleOptions = { prefix: '{bull}', queues: ['orders'], sources: ['stream'], workerReservations: false, sweepIntervalMs: 0 };
 export const byUrl: FlowFailureModuleOptions = { connection: { url: 'redis://redis:6379' } };
 export const byInstance: FlowFailureModuleOptions = { connection: redis };
+declare const cluster: Cluster;
+export const byCluster: FlowFailureModuleOptions = { connection: cluster };
+const clusterOptions: ClusterConnectionOptions = { startupNodes: [{ host: 'redis-1', port: 7000 }, 'redis-2:7000'], scaleReads: 'master' };
+export const byClusterOptions: FlowFailureModuleOptions = { connection: clusterOptions };
+export const anyConnection: FlowFailureConnection[] = [redis, cluster, clusterOptions, { host: 'redis', port: 6379 }];
+// @ts-expect-error a cluster needs its startup nodes
+export const noNodes: ClusterConnectionOptions = { scaleReads: 'master' };
 // @ts-expect-error a misspelt option
 export const misspelt: FlowFailureModuleOptions = { handlerAttempt: 3 };
 // @ts-expect-error the sweep is not a live source (sweepIntervalMs is its switch)

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { RedisKeys, jobKey } from '../../lib/redis/redis-keys.js';
+import { RedisKeys, clusterSlotMismatch, hashTagOf, jobKey } from '../../lib/redis/redis-keys.js';
 
 const keys = new RedisKeys('bull', 'flow-failure', ['orders', 'payments', 'imports']);
 
@@ -59,5 +59,26 @@ describe('RedisKeys.parseDeferredFailure', () => {
     expect(keys.parseDeferredFailure(undefined)).toBeUndefined();
     expect(keys.parseDeferredFailure('job stalled more than allowable limit')).toBeUndefined();
     expect(keys.parseDeferredFailure('child failed')).toBeUndefined();
+  });
+});
+
+describe('the Redis Cluster layout', () => {
+  test('hash tags as Redis Cluster reads them: the first {…} that is not empty', () => {
+    expect(hashTagOf('{bull}:orders:1')).toBe('bull');
+    expect(hashTagOf('bull:{orders}:1')).toBe('orders');
+    expect(hashTagOf('{}bull:{orders}:1')).toBeUndefined();
+    expect(hashTagOf('bull:orders:1')).toBeUndefined();
+  });
+
+  test('one hash-tagged prefix: every queue shares the slot of the module keys', () => {
+    expect(clusterSlotMismatch(new RedisKeys('{bull}', 'g', ['orders', '{payments}']), ['orders', '{payments}'])).toBeUndefined();
+    expect(clusterSlotMismatch(new RedisKeys('app:{bull}', 'g', ['orders']), ['orders'])).toBeUndefined();
+  });
+
+  test('no tag in the prefix, or one per queue: the module keys land elsewhere', () => {
+    expect(clusterSlotMismatch(new RedisKeys('bull', 'g', ['orders']), ['orders'])).toEqual({ ownTag: undefined, queues: [] });
+    expect(clusterSlotMismatch(new RedisKeys('bull', 'g', ['{orders}', 'mail']), ['{orders}', 'mail'])).toEqual({ ownTag: undefined, queues: ['{orders}'] });
+    // A '{' the prefix leaves open is no tag: nothing after it closes it.
+    expect(clusterSlotMismatch(new RedisKeys('{bull', 'g', ['orders']), ['orders'])).toEqual({ ownTag: undefined, queues: [] });
   });
 });

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { FailureSignal } from '../../classifier/failure-signal.js';
 import { tracing } from '../../diagnostics.js';
 import { chunks } from '../../util/chunks.js';
@@ -72,8 +72,8 @@ export class StreamSource {
   private failureShare = 1;
 
   constructor(
-    private readonly commands: Redis,
-    private readonly blocking: Redis,
+    private readonly commands: Redis | Cluster,
+    private readonly blocking: Redis | Cluster,
     private readonly keys: RedisKeys,
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,

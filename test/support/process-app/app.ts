@@ -3,7 +3,8 @@
  * in the middle of a handler, a process stalled (SIGSTOP) longer than a lease. It imports
  * only the module and Nest's core (no @nestjs/bullmq): the Workers run in the test.
  *
- * Env: REDIS_URL, PREFIX, QUEUES (comma-separated), OPTIONS (JSON FlowFailureModuleOptions),
+ * Env: REDIS_URL, or CLUSTER_NODES (JSON `{ host, port }[]` of a Redis Cluster, given as
+ * `{ startupNodes }` options), PREFIX, QUEUES (comma-separated), OPTIONS (JSON FlowFailureModuleOptions),
  * HANDLER_MS (each handler run takes this long), HANDLER_THROWS ('true': every run throws),
  * CLOCK_OFFSET_MS (this process's wall clock, Date.now(), runs that much ahead; negative:
  * behind), PARENT_HANDLER (JSON argument of the parent handler's @OnParentFailed; none if unset).
@@ -13,7 +14,7 @@
 import 'reflect-metadata';
 import { type LoggerService, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Redis } from 'ioredis';
+import { Cluster, type ClusterNode, Redis } from 'ioredis';
 import { FlowFailureModule, type FlowFailureEvent } from 'nestjs-flow-failure';
 import { handlerClass } from '../handler-class.js';
 import { type ProcessRun, runsKey } from './runs.js';
@@ -25,7 +26,8 @@ if (clockOffsetMs !== 0) {
 }
 
 const prefix = process.env.PREFIX as string;
-const recorder = new Redis(process.env.REDIS_URL as string, { maxRetriesPerRequest: null });
+const clusterNodes = process.env.CLUSTER_NODES ? (JSON.parse(process.env.CLUSTER_NODES) as ClusterNode[]) : undefined;
+const recorder = clusterNodes ? new Cluster(clusterNodes) : new Redis(process.env.REDIS_URL as string, { maxRetriesPerRequest: null });
 const handlerMs = Number(process.env.HANDLER_MS ?? 0);
 
 async function run(handler: string, event: FlowFailureEvent): Promise<void> {
@@ -54,11 +56,11 @@ async function main(): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
   const bull = await import('@nestjs/bullmq' as string).then(() => 'installed', (error: { code?: string }) => `absent (${error.code})`);
   process.stdout.write(`@nestjs/bullmq: ${bull}\n`);
-  const url = new URL(process.env.REDIS_URL as string);
+  const url = clusterNodes ? undefined : new URL(process.env.REDIS_URL as string);
   @Module({
     imports: [
       FlowFailureModule.forRoot({
-        connection: { host: url.hostname, port: Number(url.port) },
+        connection: url ? { host: url.hostname, port: Number(url.port) } : { startupNodes: clusterNodes as ClusterNode[] },
         prefix,
         queues: (process.env.QUEUES as string).split(','),
         ...(JSON.parse(process.env.OPTIONS ?? '{}') as object),
