@@ -61,6 +61,11 @@ export class ClaimTakeover {
   private async takeOver(): Promise<void> {
     const room = Math.min(BATCH, this.room());
     if (room <= 0 || (await this.holdersCatchingUp())) return;
+    // The runs it may take count against the room from now: other sources would take it meanwhile.
+    await this.dispatcher.delivering(room, () => this.takeOverUpTo(room));
+  }
+
+  private async takeOverUpTo(room: number): Promise<void> {
     const expired = await this.claims.expired(room);
     // Asked again: a call sent before an outage is answered the moment Redis is back, when
     // every lease has run out and the live holders have not renewed yet.

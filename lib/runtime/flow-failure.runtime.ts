@@ -232,7 +232,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       deadLetters,
       telemetry,
     );
-    const capacity = { room: () => dispatcher.room, whenRoom: () => dispatcher.whenRoom() };
+    const capacity = {
+      room: () => dispatcher.room,
+      whenRoom: () => dispatcher.whenRoom(),
+      delivering: (count: number, work: () => Promise<void>) => dispatcher.delivering(count, work),
+    };
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
     const pipeline = new FailurePipeline(classifier, dispatcher, recent, keys);
     const deliver = (signals: Parameters<FailurePipeline['deliver']>[0]) => pipeline.deliver(signals);

@@ -15,6 +15,8 @@ interface StreamBatch {
   count: number;
   /** A stream gave as many entries as asked for: more are waiting (a backlog). */
   full: boolean;
+  /** Ends the hold on the room that claims taken by the read keep until their delivery counts them. */
+  release?: () => void;
 }
 
 export interface StreamSourceOptions {
@@ -78,7 +80,7 @@ export class StreamSource {
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     /** The handlers' room: reading waits for it, and reads no more entries than it. */
-    private readonly capacity: { room(): number; whenRoom(): Promise<void> },
+    private readonly capacity: { room(): number; whenRoom(): Promise<void>; delivering(count: number, work: () => Promise<void>): Promise<void> },
     /** The reads through read-and-claim.lua: behind each blocking read, and a catch-up's. */
     private readonly reads: FailureReads,
     private readonly options: StreamSourceOptions,
@@ -228,9 +230,20 @@ export class StreamSource {
    * failures claimed here come back.
    */
   private async catchUpRead(): Promise<StreamBatch> {
-    const read = await this.reads.catchUp(BATCH, Math.min(this.capacity.room(), this.options.catchUpClaims));
-    for (const [stream, id] of read.malformed) this.logger.warn(MESSAGES.streamEntryMalformed(stream, `failed entry ${id} has no jobId`));
-    return { signals: read.signals, acks: [], count: read.entries, full: read.full };
+    const claims = Math.min(this.capacity.room(), this.options.catchUpClaims);
+    // The claims the script takes count against the room from now until their delivery
+    // counts them: the sweep or a take-over would otherwise take the same room meanwhile.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    void this.capacity.delivering(claims, () => held);
+    try {
+      const read = await this.reads.catchUp(BATCH, claims);
+      for (const [stream, id] of read.malformed) this.logger.warn(MESSAGES.streamEntryMalformed(stream, `failed entry ${id} has no jobId`));
+      return { signals: read.signals, acks: [], count: read.entries, full: read.full, release };
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   /** A gap found is reported to the sweep (StreamPositions). Two XINFO per stream, only while behind. */
@@ -260,7 +273,10 @@ export class StreamSource {
 
   /** Delivers a batch's failures; once they are recorded, every entry in it is acknowledged (a little later). */
   private async complete(batch: StreamBatch): Promise<void> {
-    if (batch.signals.length > 0) await this.deliver(batch.signals);
+    // deliver() counts its signals against the room as it is called: the read's hold ends then.
+    const delivered = batch.signals.length > 0 ? this.deliver(batch.signals) : undefined;
+    batch.release?.();
+    await delivered;
     this.acknowledgeLater(batch);
   }
 
