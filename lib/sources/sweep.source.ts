@@ -25,6 +25,8 @@ const LOCK_MS = 5 * 60 * 1000;
 const CLOCK_MARGIN_MS = 100;
 /** A gap whose queue another replica was sweeping is tried again this soon, not at the next interval. */
 const GAP_RETRY_MS = 1000;
+/** While the stream reader is behind, how often at most a sweep follows it. */
+const BEHIND_SWEEP_EVERY_MS = 1000;
 
 /**
  * The safety net: each queue's `failed` ZSET (score = finishedOn) is the durable record
@@ -44,6 +46,9 @@ export class SweepSource {
   private readonly gaps = new Map<string, number>();
   /** The last sweep left a gap because another replica held its queue's lock. */
   private gapSweptElsewhere = false;
+  private behindSweptAt = 0;
+  /** The sweep once the grace after the reader's last report of being behind is over. */
+  private afterBehind?: NodeJS.Timeout;
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -70,6 +75,7 @@ export class SweepSource {
     this.stopping = true;
     clearInterval(this.timer);
     clearTimeout(this.gapRetry);
+    clearTimeout(this.afterBehind);
     await this.sweeping;
   }
 
@@ -82,6 +88,27 @@ export class SweepSource {
   sweepGap(queue: string, endMs: number): void {
     this.gaps.set(queue, Math.max(endMs, this.gaps.get(queue) ?? -Infinity));
     if (this.timer && !this.stopping) this.trigger();
+  }
+
+  /**
+   * The stream reader is behind the head: BullMQ may trim entries before it reads them, and
+   * XREADGROUP moves past such a range silently once the trim and the read cross (a gap is
+   * seen only when a look falls between them). So what the reader has passed is swept now,
+   * at most every second, and once more when the grace after its last report is over: the
+   * failures among the trimmed entries wait seconds, not a sweep interval.
+   */
+  readerBehind(): void {
+    if (!this.timer || this.stopping) return;
+    const now = performance.now();
+    if (now - this.behindSweptAt >= BEHIND_SWEEP_EVERY_MS) {
+      this.behindSweptAt = now;
+      this.trigger();
+    }
+    clearTimeout(this.afterBehind);
+    this.afterBehind = setTimeout(() => {
+      this.afterBehind = undefined;
+      this.trigger();
+    }, GRACE_MS + BEHIND_SWEEP_EVERY_MS);
   }
 
   /** Sweeps now, or once the sweep under way ends (what it has passed may have grown meanwhile). */

@@ -31,6 +31,8 @@ export interface StreamSourceOptions {
    * runs in Redis while the last one's failures are classified and run here.
    */
   catchUpClaims: number;
+  /** The reader is behind the head, where BullMQ may trim what it has not read (the sweep follows it). */
+  onBehind: () => void;
 }
 
 /** Entries per stream and read, at most. */
@@ -158,8 +160,12 @@ export class StreamSource {
         if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
         // Behind the head (a backlog, or handlers that made it wait), BullMQ may have trimmed
         // entries the group has not read. XREADGROUP would skip them silently, and past them
-        // the gap no longer shows: look before reading, and the sweep delivers them at once.
-        if ((backlog || waited) && !ownPending) await this.checkForGaps();
+        // the gap no longer shows: look before reading (a gap found is swept at once), and
+        // have the sweep follow the reader for a trim that falls between the look and the read.
+        if ((backlog || waited) && !ownPending) {
+          this.options.onBehind();
+          await this.checkForGaps();
+        }
         // No more entries than the handlers have room for failures: the rest stay for other replicas.
         const count = Math.max(1, Math.min(BATCH, Math.ceil(this.capacity.room() / Math.max(MIN_FAILURE_SHARE, this.failureShare))));
         const batch = backlog && !ownPending && this.reads.canCatchUp ? await this.catchUpRead() : await this.headRead(count, ownPending);
