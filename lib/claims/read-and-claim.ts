@@ -80,9 +80,13 @@ export class ReadAndClaim {
   /** Whether the script claims: a catch-up's reads ('new') need it. */
   readonly claiming: boolean;
 
-  /** This consumer's entries of each stream past the id `after` gives it ('0': from the start), up to `count` per stream, which a blocking read just handed it. */
-  behind(count: number, after: (stream: string) => string): Promise<FailureRead> {
-    return this.run('behind', count, 0, after);
+  /**
+   * This consumer's entries of each stream past the id `after` gives it ('0': from the
+   * start), up to `count` per stream, which a blocking read just handed it; no more than
+   * `room` claims (the failures past them come back unclaimed).
+   */
+  behind(count: number, room: number, after: (stream: string) => string): Promise<FailureRead> {
+    return this.run('behind', count, room, after);
   }
 
   /**

@@ -59,10 +59,10 @@ export class ClaimTakeover {
   }
 
   private async takeOver(): Promise<void> {
+    if (this.room() <= 0 || (await this.holdersCatchingUp())) return;
+    // Sized after the await, and counted against the room from now: other sources would take it meanwhile.
     const room = Math.min(BATCH, this.room());
-    if (room <= 0 || (await this.holdersCatchingUp())) return;
-    // The runs it may take count against the room from now: other sources would take it meanwhile.
-    await this.dispatcher.delivering(room, () => this.takeOverUpTo(room));
+    if (room > 0) await this.dispatcher.delivering(room, () => this.takeOverUpTo(room));
   }
 
   private async takeOverUpTo(room: number): Promise<void> {

@@ -185,8 +185,10 @@ export class SweepSource {
       .map((job): FailureSignal => ({ source: 'sweep', queueName: queue, jobId: job.jobId }));
     // No more at once than the handlers have room for: a page of a long gap must not flood them.
     for (let from = 0; from < signals.length && !this.stopping; ) {
-      await this.capacity.whenRoom();
-      const slice = signals.slice(from, from + Math.max(1, this.capacity.room()));
+      // Every waiter wakes when room frees: another source may take it before this one runs.
+      while (this.capacity.room() <= 0 && !this.stopping) await this.capacity.whenRoom();
+      if (this.stopping) return;
+      const slice = signals.slice(from, from + this.capacity.room());
       from += slice.length;
       await this.deliver(slice);
     }

@@ -111,7 +111,7 @@ describe('one bad failed job among good ones', () => {
     const loader = jobLoader(redis.connection(), keys);
     const script = failureReads(blocking, keys, 'dead-replica', ['items'], loader, { store: dead, handlers: () => ['child-failed:RecordingHandlers.child'] });
     const read = blocking.call('XREADGROUP', 'GROUP', keys.group, 'dead-replica', 'COUNT', 100, 'STREAMS', keys.eventsStream('items'), '>');
-    const claimed = await script.request(100);
+    const claimed = await script.request(100, 100);
     await read;
     await loader.close();
     expect([...(claimed ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(6);

@@ -111,7 +111,7 @@ describe('claims taken with the stream read', () => {
       handlers: (queue) => HANDLER_KEYS[queue as keyof typeof HANDLER_KEYS],
     });
     const read = blocking.call('XREADGROUP', 'GROUP', keys.group, 'stopped-replica', 'COUNT', 500, 'STREAMS', ...streams.keys(), '>', '>');
-    const claimed = await prefetch.request(500);
+    const claimed = await prefetch.request(500, 500);
     await read;
     await loader.close();
     expect([...(claimed ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(15);

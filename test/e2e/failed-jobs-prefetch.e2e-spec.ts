@@ -23,9 +23,9 @@ describe('the read-and-claim script behind each stream read', () => {
     const blocking = spec.redis.connection();
     const prefetch = failureReads(blocking, keys, name, ['payments'], loader, claimRules);
     /** A read as the stream source sends it, with the prefetch right behind it. */
-    const read = async () => {
+    const read = async (room = 500) => {
       const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, 'STREAMS', stream, '>');
-      const prefetched = prefetch.request(500);
+      const prefetched = prefetch.request(500, room);
       const pairs = streamReplyPairs(await reply);
       const found = await prefetched;
       if (!found) throw new Error('the prefetch is paused');
@@ -87,12 +87,12 @@ describe('the read-and-claim script behind each stream read', () => {
     const { prefetch } = consumer('c');
     const failure: FailureSignal = { source: 'stream', queueName: 'payments', jobId: 'gone' };
     for (let i = 0; i < 16; i++) {
-      expect(prefetch.request(500)).toBeDefined();
+      expect(prefetch.request(500, 500)).toBeDefined();
       await prefetch.received([], []);
     }
-    expect(prefetch.request(500)).toBeUndefined();
+    expect(prefetch.request(500, 500)).toBeUndefined();
     await prefetch.received([], [failure]);
-    expect(prefetch.request(500)).toBeDefined();
+    expect(prefetch.request(500, 500)).toBeDefined();
   });
 
   test('with claim rules, takes the claims of each terminal failure it reads, under the rules of every other claim', async () => {
@@ -126,6 +126,21 @@ describe('the read-and-claim script behind each stream read', () => {
     const other = claimStore(spec.redis.connection(), keys, 'other', 60_000, 60_000);
     expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual({ granted: [], firstRecorded: [] });
     expect(await spec.redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
+  });
+
+  test('takes no more claims than the room it is given: the failures past it come back with their jobs, unclaimed', async () => {
+    spec.worker('payments');
+    const queue = spec.redis.queue('payments');
+    const jobs = await Promise.all(Array.from({ length: 4 }, () => queue.add('charge', { fail: true })));
+    await failed(...jobs);
+    const reader = claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
+    const { read } = consumer('f', { store: reader, handlers: () => ['h1'] });
+
+    const { found } = await read(2);
+    const answers = jobs.map((job) => found.get(jobKey(prefix, 'payments', job.id as string)));
+    expect(answers.map((answer) => answer?.job?.id)).toEqual(jobs.map((job) => job.id));
+    expect(answers.filter((answer) => answer?.claimed).map((answer) => answer?.claimed?.granted.length)).toEqual([1, 1]);
+    expect(await spec.redis.redis.zcard(keys.leases)).toBe(2);
   });
 
   test("a failure a Worker reserved is claimed in that Worker's name, not granted to the read", async () => {

@@ -4,8 +4,10 @@
   'behind': sent on the blocking connection right behind XREADGROUP, it waits in Redis's
   input buffer and runs the moment the read is served. It reads this consumer's entries
   past the given ids (XREADGROUP with an id, which also counts one more delivery of each),
-  so what other replicas were handed is not loaded here. Every failure entry is answered;
-  the caller acknowledges the entries once their failures are recorded.
+  so what other replicas were handed is not loaded here. Every failure entry is answered,
+  claimed while the claims taken stay within `room` (the rest unclaimed: the caller claims
+  them as it delivers them); the caller acknowledges the entries once their failures are
+  recorded.
 
   'new': a catch-up's read, alone: it reads entries no consumer was handed yet ('>'),
   claims their failures and acknowledges every entry it read, since each failure it
@@ -31,7 +33,7 @@
     ARGV[2]     consumer
     ARGV[3]     count (entries per stream)
     ARGV[4]     mode: 'behind' or 'new' ('new' needs claiming)
-    ARGV[5]     'new': the claims it may take (room)
+    ARGV[5]     the claims it may take (room)
     ARGV[6]     'new': the stream to start with (1-based)
     ARGV[7]     the failed-children key suffix (':unsuccessful')
     ARGV[8]     at most this many children per group (childrenOf)
@@ -118,7 +120,7 @@ local function readEntry(position, setting, entry)
     elseif field == 'ats' then attemptsStarted = hash[i + 1] end
   end
   local id, granted, recorded = '', {}, 0
-  if claiming and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
+  if claiming and (catchingUp or room > 0) and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
     id = occurrenceIdOf(setting.queue, jobId, finishedOn)
     local reservation = attemptsStarted and reservationKeyOf(reservationPrefix, setting.queue, jobId, attemptsStarted) or ''
     if claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', 0, granted, reservation) then
@@ -186,7 +188,7 @@ else
   for _, stream in ipairs(reply or {}) do byStream[stream[1]] = stream[2] end
   for k = 1, #KEYS do
     local entries = byStream[KEYS[k]] or {}
-    for _, entry in ipairs(entries) do readEntry(k, settings[k], entry) end
+    for _, entry in ipairs(entries) do room = room - readEntry(k, settings[k], entry) end
     out[3 * k - 2], out[3 * k - 1], out[3 * k] = #entries, #entries > 0 and entries[#entries][1] or '', #entries >= count and 1 or 0
   end
 end

@@ -53,9 +53,9 @@ export class FailureReads {
    * Call right after sending the read, before awaiting it; undefined while failures are rare.
    * Never rejects: on error the classifier loads the jobs itself.
    */
-  request(count: number): Promise<FoundJobs> | undefined {
+  request(count: number, room: number): Promise<FoundJobs> | undefined {
     if (this.readsLeft <= 0) return undefined;
-    return this.script.behind(count, (stream) => this.lastRead.get(stream) ?? '0').then(
+    return this.script.behind(count, room, (stream) => this.lastRead.get(stream) ?? '0').then(
       ({ failures }) => {
         const found: FoundJobs = new Map();
         for (const failure of failures) {

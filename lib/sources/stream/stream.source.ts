@@ -158,17 +158,19 @@ export class StreamSource {
       if (this.stopping) break;
       try {
         if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
+        const behind = (backlog || waited) && !ownPending;
         // Behind the head (a backlog, or handlers that made it wait), BullMQ may have trimmed
         // entries the group has not read. XREADGROUP would skip them silently, and past them
         // the gap no longer shows: look before reading (a gap found is swept at once), and
         // have the sweep follow the reader for a trim that falls between the look and the read.
-        if ((backlog || waited) && !ownPending) {
+        if (behind) {
           this.options.onBehind();
           await this.checkForGaps();
         }
         // No more entries than the handlers have room for failures: the rest stay for other replicas.
         const count = Math.max(1, Math.min(BATCH, Math.ceil(this.capacity.room() / Math.max(MIN_FAILURE_SHARE, this.failureShare))));
-        const batch = backlog && !ownPending && this.reads.canCatchUp ? await this.catchUpRead() : await this.headRead(count, ownPending);
+        // Behind, a catch-up's read: it claims no more than the room, which it holds meanwhile.
+        const batch = behind && this.reads.canCatchUp ? await this.catchUpRead() : await this.headRead(count, ownPending);
         if (batch.count > 0) this.failureShare = 0.8 * this.failureShare + 0.2 * (batch.signals.length / batch.count);
         if (ownPending && batch.count === 0) ownPending = false;
         backlog = batch.full;
@@ -222,7 +224,7 @@ export class StreamSource {
       'COUNT', count, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
     );
     // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
-    const found = this.backupPauseMs === 0 ? this.reads.request(count) : undefined;
+    const found = this.backupPauseMs === 0 ? this.reads.request(count, this.capacity.room()) : undefined;
     const pairs = streamReplyPairs(await read);
     if (tracing.streamRead.hasSubscribers) tracing.streamRead.publish({ pairs });
     const batch = this.parse(pairs, count);
@@ -237,6 +239,8 @@ export class StreamSource {
    */
   private async catchUpRead(): Promise<StreamBatch> {
     const claims = Math.min(this.capacity.room(), this.options.catchUpClaims);
+    // Taken by another source since the reader waited for it (the script reads one entry at least).
+    if (claims <= 0) return { signals: [], acks: [], count: 0, full: true };
     // The claims the script takes count against the room from now until their delivery
     // counts them: the sweep or a take-over would otherwise take the same room meanwhile.
     let release = () => {};
