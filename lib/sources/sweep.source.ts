@@ -27,6 +27,12 @@ const CLOCK_MARGIN_MS = 100;
 const GAP_RETRY_MS = 1000;
 /** While the stream reader is behind, how often at most a sweep follows it. */
 const BEHIND_SWEEP_EVERY_MS = 1000;
+/**
+ * How close behind the reader a sweep that follows it goes. What the reader has passed is
+ * recorded, being delivered, or trimmed unread: a delivery still under way loses nothing
+ * to a sweep of the same failure (the claims decide), it only costs a second look.
+ */
+const FOLLOW_MARGIN_MS = 500;
 
 /**
  * The safety net: each queue's `failed` ZSET (score = finishedOn) is the durable record
@@ -47,6 +53,8 @@ export class SweepSource {
   /** The last sweep left a gap because another replica held its queue's lock. */
   private gapSweptElsewhere = false;
   private behindSweptAt = 0;
+  /** Until then, sweeps go up to where the stream reader is (less FOLLOW_MARGIN_MS), not a grace behind it. */
+  private followUntil = 0;
   /** The sweep once the grace after the reader's last report of being behind is over. */
   private afterBehind?: NodeJS.Timeout;
 
@@ -94,12 +102,14 @@ export class SweepSource {
    * The stream reader is behind the head: BullMQ may trim entries before it reads them, and
    * XREADGROUP moves past such a range silently once the trim and the read cross (a gap is
    * seen only when a look falls between them). So what the reader has passed is swept now,
-   * at most every second, and once more when the grace after its last report is over: the
-   * failures among the trimmed entries wait seconds, not a sweep interval.
+   * at most every second, up to just behind the reader rather than a grace behind it, and
+   * once more a moment after its last report: the failures among the trimmed entries wait
+   * a second or two, not a sweep interval.
    */
   readerBehind(): void {
     if (!this.timer || this.stopping) return;
     const now = performance.now();
+    this.followUntil = now + FOLLOW_MARGIN_MS + 2 * BEHIND_SWEEP_EVERY_MS;
     if (now - this.behindSweptAt >= BEHIND_SWEEP_EVERY_MS) {
       this.behindSweptAt = now;
       this.trigger();
@@ -108,7 +118,7 @@ export class SweepSource {
     this.afterBehind = setTimeout(() => {
       this.afterBehind = undefined;
       this.trigger();
-    }, GRACE_MS + BEHIND_SWEEP_EVERY_MS);
+    }, FOLLOW_MARGIN_MS + BEHIND_SWEEP_EVERY_MS);
   }
 
   /** Sweeps now, or once the sweep under way ends (what it has passed may have grown meanwhile). */
@@ -206,12 +216,15 @@ export class SweepSource {
   /**
    * Up to where the sweep may go, gaps aside: failures older than the grace period and,
    * while the group still has entries to read, not past the last entry it was handed,
-   * unless entries past it were trimmed: then up to the oldest entry left.
+   * unless entries past it were trimmed: then up to the oldest entry left. While it follows
+   * a reader that is behind, FOLLOW_MARGIN_MS stands in for the grace.
    */
   private async horizon(queue: string): Promise<number> {
-    const latest = (await this.redisNow()) - GRACE_MS;
+    const following = performance.now() < this.followUntil;
+    const margin = following ? FOLLOW_MARGIN_MS : GRACE_MS;
+    const latest = (await this.redisNow()) - margin;
     const position = await this.positions.read(queue);
     if (!position || position.caughtUp) return latest;
-    return Math.min(latest, Math.max(position.deliveredMs - GRACE_MS, position.gapEndMs ?? -Infinity));
+    return Math.min(latest, Math.max(position.deliveredMs - margin, position.gapEndMs ?? -Infinity));
   }
 }
