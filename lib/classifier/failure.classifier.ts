@@ -65,6 +65,11 @@ export class FailureClassifier {
     this.childrenReadAhead.set(`${key}:${job.attemptsStarted}`, read);
   }
 
+  /** A failure this instance passes on (no room): its children read ahead are not needed here. */
+  dropReadAhead(queueName: string, job: Job): void {
+    if (job.id) this.childrenReadAhead.delete(`${this.keys.job(queueName, job.id)}:${job.attemptsStarted}`);
+  }
+
   /** The children read as the Worker started this attempt, once (a later report reads them anew). */
   private readAhead(key: string, job: Job | undefined): Promise<FlowChildren> | undefined {
     if (!job) return undefined;

@@ -302,7 +302,10 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
           classifier.parentStarting(queueName, job);
         },
         hasRoom: () => dispatcher.room > 0,
-        passOn: (queueName, job) => reservations.giveBack({ queueName, jobId: job.id as string, attemptsStarted: job.attemptsStarted }),
+        passOn: (queueName, job) => {
+          reservations.giveBack({ queueName, jobId: job.id as string, attemptsStarted: job.attemptsStarted });
+          classifier.dropReadAhead(queueName, job);
+        },
       }),
       stream: new StreamSource(
         commands,
