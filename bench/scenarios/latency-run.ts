@@ -37,6 +37,8 @@ export interface LatencyResult {
     perSecond: number;
     /** Terminal failures the Workers produced per second in that run: the ceiling the listener is measured against. */
     workerFailuresPerSecond: number;
+    /** CPU of the app under test from the resume until every failure was handled, per failure, µs (its Workers included in the 'workers' layout). */
+    appCpuUsPerFailure: number;
   };
   trace?: TraceReport;
 }
@@ -52,6 +54,7 @@ export class LatencyRun {
   private cpuUs = 0;
   private measuredFlows = 0;
   private resumedAt = 0;
+  private throughputCpuUs = 0;
   private trace?: TraceReport;
 
   private constructor(
@@ -108,8 +111,11 @@ export class LatencyRun {
     await this.deployment.workers.request('workers', { action: 'pause' });
     await this.producer.addFlows('t', 0, flows);
     const runsBefore = (await this.app.request('status', {})).runs;
+    const cpuBefore = await this.app.request('usage', { gc: false });
     this.resumedAt = (await this.deployment.workers.request('workers', { action: 'resume' })).at;
     await waitForRuns(this.app, runsBefore + 2 * flows, 60_000 + 20 * flows);
+    const cpuAfter = await this.app.request('usage', { gc: false });
+    this.throughputCpuUs = cpuAfter.cpuUserUs + cpuAfter.cpuSystemUs - cpuBefore.cpuUserUs - cpuBefore.cpuSystemUs;
   }
 
   async result(throughputFlows: number): Promise<LatencyResult> {
@@ -124,7 +130,10 @@ export class LatencyRun {
       commandsPerFailure: totalCommands(this.commands) / failures,
       topCommandsPerFailure: perFailure(this.commands, failures),
       appCpuUsPerFailure: this.cpuUs / failures,
-      throughput: throughputOf(samples.filter((s) => phaseOf(s.jobId) === 't'), 2 * throughputFlows, this.resumedAt),
+      throughput: {
+        ...throughputOf(samples.filter((s) => phaseOf(s.jobId) === 't'), 2 * throughputFlows, this.resumedAt),
+        appCpuUsPerFailure: this.throughputCpuUs / (2 * throughputFlows),
+      },
       trace: this.trace,
     };
   }
@@ -153,7 +162,7 @@ function latencyOf(samples: HandlerSample[], expected: number) {
   };
 }
 
-function throughputOf(samples: HandlerSample[], failures: number, resumedAt: number): LatencyResult['throughput'] {
+function throughputOf(samples: HandlerSample[], failures: number, resumedAt: number): Omit<LatencyResult['throughput'], 'appCpuUsPerFailure'> {
   const firstRuns = firstRunOfEachJob(samples);
   const lastRun = Math.max(...firstRuns.map((s) => s.at));
   const lastFailure = Math.max(...firstRuns.map((s) => s.finishedOn ?? 0));

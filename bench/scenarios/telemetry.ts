@@ -15,8 +15,10 @@ const median = (values: number[]) => distribution(values).p50;
 /**
  * What metrics and traces cost: the throughput scenario's backlog (Workers paused, flows
  * queued, Workers resumed) for the module with its defaults, without and with an SDK
- * registered, alternating over rounds; each row is the median round. App CPU per failure
- * over the same unsaturated segment is the steadier of the two numbers.
+ * registered, alternating over rounds; each row is the median round. The target is judged
+ * on the app's CPU per failure over that saturated run (its Workers and the module share
+ * the process, so CPU is what bounds throughput there): handled/s also moves with how long
+ * the last failures wait for a sweep, which the SDK has nothing to do with.
  */
 export const telemetryScenario: Scenario = async (context) => {
   const { warmupFlows, flowsPerSecond, throughputFlows } = context.config.latency;
@@ -31,7 +33,6 @@ export const telemetryScenario: Scenario = async (context) => {
       const run = await LatencyRun.start(context, variant, 'workers');
       try {
         await run.warmUp(warmupFlows, flowsPerSecond);
-        await run.segment(0, warmupFlows, flowsPerSecond);
         await run.throughput(throughputFlows);
         perVariant.get(variant)?.push(await run.result(throughputFlows));
       } finally {
@@ -42,20 +43,20 @@ export const telemetryScenario: Scenario = async (context) => {
   const rows = [...perVariant].map(([variant, results]) => ({
     variant,
     perSecond: median(results.map((r) => r.throughput.perSecond)),
-    cpuUs: median(results.map((r) => r.appCpuUsPerFailure)),
+    cpuUs: median(results.map((r) => r.throughput.appCpuUsPerFailure)),
     roundsPerSecond: results.map((r) => r.throughput.perSecond),
     rounds: results.map((r) => ({ missed: r.missed, duplicates: r.duplicates, throughput: r.throughput })),
     exactlyOnce: results.every((r) => r.missed === 0 && r.duplicates === 0 && r.throughput.runs === r.throughput.failures),
   }));
   const base = rows.find((r) => r.variant === WITHOUT);
   const traced = rows.find((r) => r.variant === WITH);
-  const speed = ratio(traced?.perSecond, base?.perSecond);
+  const cost = ratio(traced?.cpuUs, base?.cpuUs);
   const targets: TargetCheck[] = [
     {
-      target: `metrics and traces cost < ${MAX_COST * 100} % of handler throughput`,
+      target: `metrics and traces cost < ${MAX_COST * 100} % of handler throughput (app CPU per failure at saturation)`,
       variant: WITH,
-      measured: speed === undefined ? '-' : `${format.ratio(speed)} of ${WITHOUT}'s`,
-      ok: speed === undefined ? undefined : speed >= 1 - MAX_COST,
+      measured: cost === undefined ? '-' : `${format.ratio(cost)} of ${WITHOUT}'s CPU`,
+      ok: cost === undefined ? undefined : cost <= 1 + MAX_COST,
     },
     { target: 'telemetry runs exactly once', variant: WITH, measured: traced?.exactlyOnce ? 'yes' : 'no', ok: traced?.exactlyOnce },
   ];
@@ -73,7 +74,7 @@ export const telemetryScenario: Scenario = async (context) => {
     ]),
     notes: [
       `${WITH}: metrics collected every second (the observable gauges read Redis then), spans through a BatchSpanProcessor, exported nowhere.`,
-      `app CPU: per failure over ${warmupFlows} unsaturated flows at ${flowsPerSecond} flows/s (Workers included).`,
+      'app CPU: per failure, from the resume until every failure was handled (Workers included); the target is judged on it.',
     ],
   };
   return { scenario: 'telemetry', targets, data: { throughputFlows, rounds, rows }, tables: [table] };
