@@ -113,6 +113,11 @@ export class FailureDispatcher {
     return this.runs.promise(count, work);
   }
 
+  /** Counts `count` runs against the room until the returned release is called: claims a source takes before it delivers them. */
+  holdRoom(count: number): () => void {
+    return this.runs.hold(count);
+  }
+
   private async claimAndQueue(occurrences: readonly FailureOccurrence[], readClaims: readonly ReadClaims[]): Promise<boolean> {
     if (this.stopped) {
       // Not to be run here any more: handed back, so that another replica takes them at once

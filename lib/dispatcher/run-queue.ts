@@ -76,13 +76,24 @@ export class RunQueue {
 
   /** A delivery of up to `count` runs begins: they count against the limit until `work` has queued them. */
   async promise<T>(count: number, work: () => Promise<T>): Promise<T> {
-    this.promised += count;
+    const release = this.hold(count);
     try {
       return await work();
     } finally {
+      release();
+    }
+  }
+
+  /** Counts `count` runs against the limit until the returned release is called (once; later calls do nothing). */
+  hold(count: number): () => void {
+    this.promised += count;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
       this.promised -= count;
       this.makeRoom();
-    }
+    };
   }
 
   /** Queues a run whose claim this instance holds. */

@@ -235,7 +235,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const capacity = {
       room: () => dispatcher.room,
       whenRoom: () => dispatcher.whenRoom(),
-      delivering: (count: number, work: () => Promise<void>) => dispatcher.delivering(count, work),
+      hold: (count: number) => dispatcher.holdRoom(count),
     };
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
     const pipeline = new FailurePipeline(classifier, dispatcher, recent, keys);

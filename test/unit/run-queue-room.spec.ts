@@ -45,6 +45,15 @@ describe('RunQueue backpressure', () => {
     expect(roomSeen).toBe(true);
   });
 
+  test('a hold counts until released, once: claims a read takes before it delivers them', () => {
+    const runs = queue(10);
+    const release = runs.hold(6);
+    expect(runs.room).toBe(4);
+    release();
+    release();
+    expect(runs.room).toBe(10);
+  });
+
   test('a failed delivery gives its share back too; a stopped queue lets every waiter go', async () => {
     const runs = queue(2);
     await expect(runs.promise(2, () => Promise.reject(new Error('Redis down')))).rejects.toThrow('Redis down');

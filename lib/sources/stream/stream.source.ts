@@ -82,7 +82,7 @@ export class StreamSource {
     private readonly positions: StreamPositions,
     private readonly deliver: (signals: FailureSignal[]) => Promise<void>,
     /** The handlers' room: reading waits for it, and reads no more entries than it. */
-    private readonly capacity: { room(): number; whenRoom(): Promise<void>; delivering(count: number, work: () => Promise<void>): Promise<void> },
+    private readonly capacity: { room(): number; whenRoom(): Promise<void>; hold(count: number): () => void },
     /** The reads through read-and-claim.lua: behind each blocking read, and a catch-up's. */
     private readonly reads: FailureReads,
     private readonly options: StreamSourceOptions,
@@ -95,7 +95,7 @@ export class StreamSource {
     if (this.queueOfStream.size === 0) return;
     await this.ensureGroups('$');
     // Before the first read: this is when a gap left while no app ran is still visible.
-    await Promise.all([...this.queueOfStream.values()].map((queue) => this.positions.read(queue)));
+    await this.checkForGaps();
     this.loop = this.readLoop();
     const every = Math.max(500, Math.floor(this.options.leaseMs / 2));
     this.recovery = setInterval(() => {
@@ -243,9 +243,7 @@ export class StreamSource {
     if (claims <= 0) return { signals: [], acks: [], count: 0, full: true };
     // The claims the script takes count against the room from now until their delivery
     // counts them: the sweep or a take-over would otherwise take the same room meanwhile.
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    void this.capacity.delivering(claims, () => held);
+    const release = this.capacity.hold(claims);
     try {
       const read = await this.reads.catchUp(BATCH, claims);
       for (const [stream, id] of read.malformed) this.logger.warn(MESSAGES.streamEntryMalformed(stream, `failed entry ${id} has no jobId`));
@@ -256,7 +254,7 @@ export class StreamSource {
     }
   }
 
-  /** A gap found is reported to the sweep (StreamPositions). Two XINFO per stream, only while behind. */
+  /** A gap found is reported to the sweep (StreamPositions). Two XINFO per stream: at start, and before each read while behind. */
   private async checkForGaps(): Promise<void> {
     await Promise.all([...this.queueOfStream.values()].map((queue) => this.positions.read(queue)));
   }
