@@ -55,7 +55,7 @@ export class SweepSource {
   private behindSweptAt = 0;
   /** Until then, sweeps go up to where the stream reader is (less FOLLOW_MARGIN_MS), not a grace behind it. */
   private followUntil = 0;
-  /** The sweep once the grace after the reader's last report of being behind is over. */
+  /** The sweep a moment after the reader last reported being behind. */
   private afterBehind?: NodeJS.Timeout;
 
   constructor(

@@ -25,6 +25,19 @@ describe('the sweep', () => {
     return ids;
   }
   const childIds = (app: TestApp) => app.log.of('child').map((e) => e.jobId).sort();
+  const gapWarnings = (app: TestApp) => app.logger.lines.filter((line) => line.level === 'warn' && /trimmed past/.test(line.message));
+  // An interval far longer than the waits below: only a sweep a gap triggers delivers in time.
+  const gapOptions = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000 };
+
+  /** Failures while no app runs (after a first start that created the group on an empty stream), then the stream trimmed to its last 3 entries. */
+  async function failedWhileDown(count: number): Promise<string[]> {
+    spec.worker('parents');
+    spec.worker('children');
+    await (await spec.start({ withoutBull: true, handlers, options: gapOptions })).close();
+    const lost = await failChildren(count);
+    await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
+    return lost;
+  }
 
   test('alone (no live source), it delivers a failure by a sweep after the grace, every sweepIntervalMs; sweepIntervalMs: 0 sweeps nothing', async () => {
     spec.worker('parents');
@@ -79,21 +92,12 @@ describe('the sweep', () => {
   });
 
   test('a gap found at start-up is swept at once, not at the next interval, and the warning says what it spans', async () => {
-    spec.worker('parents');
-    spec.worker('children');
-    // An interval far longer than the wait below: only a sweep triggered by the gap delivers in time.
-    const options = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000 };
-    // The app's first start creates the group on an empty stream; nothing has failed yet.
-    const first = await spec.start({ withoutBull: true, handlers, options });
-    await first.close();
-
-    const lost = await failChildren(20);
-    await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
-    const app = await spec.start({ withoutBull: true, handlers, options });
+    const lost = await failedWhileDown(20);
+    const app = await spec.start({ withoutBull: true, handlers, options: gapOptions });
     await waitUntil('every failure delivered', () => app.log.runs.length === 20, 15_000);
     await settle(app);
     expect(childIds(app)).toEqual([...lost].sort());
-    const gaps = app.logger.lines.filter((line) => line.level === 'warn' && /trimmed past/.test(line.message));
+    const gaps = gapWarnings(app);
     expect(gaps).toHaveLength(1);
     // The group had read nothing: the span has no start, only the time of the first entry left.
     expect(gaps[0].message).toMatch(/^The events stream of children was trimmed past (\d+|some) entries the group had not read, written before \S+\./);
@@ -103,32 +107,26 @@ describe('the sweep', () => {
     spec.worker('parents');
     spec.worker('children');
     // One slow handler at a time: the reader falls behind the failures, and the stream is trimmed meanwhile.
-    const options = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000, concurrency: 1 };
+    const options = { ...gapOptions, concurrency: 1 };
     const app = await spec.start({ withoutBull: true, handlers: [recordingHandlers({ child: true }, { delayMs: 50 })], options });
     const failed = await failChildren(60);
     expect(app.log.runs.length).toBeLessThan(60);
     await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
 
-    // Only a sweep triggered by the gap delivers the trimmed ones before the interval (10 minutes).
+    // Only a sweep the gap or the reader being behind triggers delivers the trimmed ones before the interval (10 minutes).
     await waitUntil('every failure delivered', () => app.log.runs.length >= 60, 20_000);
     await settle(app);
     expect(childIds(app)).toEqual([...failed].sort());
     expect(app.log.of('child').some((e) => e.source === 'sweep')).toBe(true);
-    expect(app.logger.lines.filter((line) => line.level === 'warn' && /trimmed past/.test(line.message)).length).toBeGreaterThanOrEqual(1);
+    expect(gapWarnings(app).length).toBeGreaterThanOrEqual(1);
   });
 
   test('a gap whose queue another replica is sweeping is swept as soon as that sweep ends', async () => {
-    spec.worker('parents');
-    spec.worker('children');
-    const options = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000 };
-    const first = await spec.start({ withoutBull: true, handlers, options });
-    await first.close();
-    const lost = await failChildren(5);
-    await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
+    const lost = await failedWhileDown(5);
     // Another replica's sweep of children, with a horizon before these failures, ends in 3 s.
     await spec.redis.redis.set(moduleKeys(prefix).sweepLock('children'), 'another-replica', 'PX', 3000);
 
-    const app = await spec.start({ withoutBull: true, handlers, options });
+    const app = await spec.start({ withoutBull: true, handlers, options: gapOptions });
     await waitUntil('every failure delivered', () => app.log.runs.length === 5, 15_000);
     await settle(app);
     expect(childIds(app)).toEqual([...lost].sort());
