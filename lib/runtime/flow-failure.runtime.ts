@@ -139,7 +139,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     if (config.sources.includes('stream')) await stream.start();
     if (config.sources.includes('worker')) for (const worker of this.explorer.findWorkers()) workers.attach(worker);
     if (queues.length > 0 && queues.every((queue) => workers.covers(queue))) stream.serveAsBackup(STREAM_BACKUP_PAUSE_MS);
-    if (config.sweepIntervalMs > 0) await sweep.start();
+    // The stream reader needs the sweep even when it is not periodic: for the ranges BullMQ trimmed before it read them.
+    if (config.sweepIntervalMs > 0 || config.sources.includes('stream')) await sweep.start();
     takeover.start();
     this.logger.log(MESSAGES.watching(queues, this.registry.all.length, config.consumerGroup, connections.address));
   }

@@ -9,7 +9,7 @@ import type { StreamPositions } from './stream/stream-position.js';
 
 export interface SweepSourceOptions {
   queues: readonly string[];
-  /** How often to sweep (the runtime does not start the sweep when the option is 0). */
+  /** How often to sweep; 0: only the gaps and the trimmed ranges the stream reader reports. */
   intervalMs: number;
   owner: string;
 }
@@ -44,6 +44,7 @@ const FOLLOW_MARGIN_MS = 500;
 export class SweepSource {
   private readonly logger = new Logger('FlowFailureModule');
   private timer?: NodeJS.Timeout;
+  private started = false;
   private gapRetry?: NodeJS.Timeout;
   private sweeping?: Promise<void>;
   private again = false;
@@ -71,10 +72,19 @@ export class SweepSource {
     private readonly options: SweepSourceOptions,
   ) {}
 
-  /** Sets the checkpoints of queues seen for the first time (history before that is not swept), then sweeps in the background. */
+  /**
+   * Sets the checkpoints of queues seen for the first time (history before that is not
+   * swept), then sweeps in the background: now and every interval, or, with the interval
+   * 0, only what the stream reader reports it lost.
+   */
   async start(): Promise<void> {
     const now = await this.redisNow();
     await Promise.all(this.options.queues.map((queue) => this.redis.set(this.keys.sweepCheckpoint(queue), now, 'NX')));
+    this.started = true;
+    if (this.options.intervalMs <= 0) {
+      if (this.gaps.size > 0) this.trigger();
+      return;
+    }
     this.trigger();
     this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
   }
@@ -91,11 +101,11 @@ export class SweepSource {
    * A stream lost entries up to `endMs` before the group read them: only the sweep can
    * deliver their failures, so it sweeps now, up to there, however recent (the grace is for
    * failures the live sources will still deliver, and these they never will). Found before
-   * start, the gap is swept by the first sweep; with the sweep off, never.
+   * start, the gap is swept by the first sweep.
    */
   sweepGap(queue: string, endMs: number): void {
     this.gaps.set(queue, Math.max(endMs, this.gaps.get(queue) ?? -Infinity));
-    if (this.timer && !this.stopping) this.trigger();
+    if (this.started && !this.stopping) this.trigger();
   }
 
   /**
@@ -107,7 +117,7 @@ export class SweepSource {
    * a second or two, not a sweep interval.
    */
   readerBehind(): void {
-    if (!this.timer || this.stopping) return;
+    if (!this.started || this.stopping) return;
     const now = performance.now();
     this.followUntil = now + FOLLOW_MARGIN_MS + 2 * BEHIND_SWEEP_EVERY_MS;
     if (now - this.behindSweptAt >= BEHIND_SWEEP_EVERY_MS) {

@@ -91,9 +91,12 @@ describe('the sweep', () => {
     expect(Number(seconds)).toBe(Math.round((Date.parse(to) - Date.parse(from)) / 1000));
   });
 
-  test('a gap found at start-up is swept at once, not at the next interval, and the warning says what it spans', async () => {
+  test.each([
+    ['the next interval', gapOptions],
+    ['ever, with sweepIntervalMs 0 and the stream alone', { ...gapOptions, sources: ['stream' as const], sweepIntervalMs: 0 }],
+  ])('a gap found at start-up is swept at once, not at %s, and the warning says what it spans', async (_, sweepOptions) => {
     const lost = await failedWhileDown(20);
-    const app = await spec.start({ withoutBull: true, handlers, options: gapOptions });
+    const app = await spec.start({ withoutBull: true, handlers, options: sweepOptions });
     await waitUntil('every failure delivered', () => app.log.runs.length === 20, 15_000);
     await settle(app);
     expect(childIds(app)).toEqual([...lost].sort());
@@ -103,17 +106,21 @@ describe('the sweep', () => {
     expect(gaps[0].message).toMatch(/^The events stream of children was trimmed past (\d+|some) entries the group had not read, written before \S+\./);
   });
 
-  test('a gap that forms while the app runs behind is swept at once, not at the next interval', async () => {
+  // sweepIntervalMs 0 turns the periodic sweep off, not the sweep of what the stream reader lost.
+  test.each([
+    ['the next interval', gapOptions],
+    ['ever, with sweepIntervalMs 0 and the stream alone', { ...gapOptions, sources: ['stream' as const], sweepIntervalMs: 0 }],
+  ])('a gap that forms while the app runs behind is swept at once, not at %s', async (_, sweepOptions) => {
     spec.worker('parents');
     spec.worker('children');
     // One slow handler at a time: the reader falls behind the failures, and the stream is trimmed meanwhile.
-    const options = { ...gapOptions, concurrency: 1 };
+    const options = { ...sweepOptions, concurrency: 1 };
     const app = await spec.start({ withoutBull: true, handlers: [recordingHandlers({ child: true }, { delayMs: 50 })], options });
     const failed = await failChildren(60);
     expect(app.log.runs.length).toBeLessThan(60);
     await spec.redis.redis.xtrim(stream, 'MAXLEN', 3);
 
-    // Only a sweep the gap or the reader being behind triggers delivers the trimmed ones before the interval (10 minutes).
+    // Only a sweep the gap or the reader being behind triggers delivers the trimmed ones before the interval (10 minutes, or never).
     await waitUntil('every failure delivered', () => app.log.runs.length >= 60, 20_000);
     await settle(app);
     expect(childIds(app)).toEqual([...failed].sort());
