@@ -58,6 +58,8 @@ export class SweepSource {
   private followUntil = 0;
   /** The sweep a moment after the reader last reported being behind. */
   private afterBehind?: NodeJS.Timeout;
+  /** The next sweep goes up to now (less CLOCK_MARGIN_MS): the reader has just caught up. */
+  private upToNow = false;
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -131,6 +133,20 @@ export class SweepSource {
     }, FOLLOW_MARGIN_MS + BEHIND_SWEEP_EVERY_MS);
   }
 
+  /**
+   * The reader that was behind has reached the head: whatever BullMQ trimmed behind it is
+   * older than the head, so a sweep now, up to now, delivers the last of it. Without it the
+   * failures trimmed in the reader's last second would wait for the sweep after its last
+   * report (FOLLOW_MARGIN_MS + BEHIND_SWEEP_EVERY_MS), which still comes, for a failure whose
+   * Worker's clock runs ahead of Redis's. What the reader has just read and is delivering is
+   * looked at twice at most: the claims decide.
+   */
+  readerCaughtUp(): void {
+    if (!this.started || this.stopping) return;
+    this.upToNow = true;
+    this.trigger();
+  }
+
   /** Sweeps now, or once the sweep under way ends (what it has passed may have grown meanwhile). */
   private trigger(): void {
     if (this.sweeping) {
@@ -154,23 +170,25 @@ export class SweepSource {
 
   private async sweepAll(): Promise<void> {
     this.gapSweptElsewhere = false;
+    const margin = this.upToNow ? CLOCK_MARGIN_MS : performance.now() < this.followUntil ? FOLLOW_MARGIN_MS : GRACE_MS;
+    this.upToNow = false;
     for (const queue of this.options.queues) {
       if (this.stopping) return;
       try {
-        if (!(await this.sweepQueue(queue)) && this.gaps.has(queue)) this.gapSweptElsewhere = true;
+        if (!(await this.sweepQueue(queue, margin)) && this.gaps.has(queue)) this.gapSweptElsewhere = true;
       } catch (error) {
         this.logger.warn(MESSAGES.sweepFailed(queue, error));
       }
     }
   }
 
-  /** False when another replica is sweeping the queue. */
-  private async sweepQueue(queue: string): Promise<boolean> {
+  /** False when another replica is sweeping the queue. `margin`: how far behind the reader (or now) it stops. */
+  private async sweepQueue(queue: string, margin: number): Promise<boolean> {
     const lock = this.keys.sweepLock(queue);
     if ((await this.redis.set(lock, this.options.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') return false;
     try {
       const gap = this.gaps.get(queue);
-      const horizon = Math.max(await this.horizon(queue), gap === undefined ? -Infinity : gap + CLOCK_MARGIN_MS);
+      const horizon = Math.max(await this.horizon(queue, margin), gap === undefined ? -Infinity : gap + CLOCK_MARGIN_MS);
       const checkpointKey = this.keys.sweepCheckpoint(queue);
       const checkpoint = Number((await this.redis.get(checkpointKey)) ?? horizon);
       // Page on the score; `offset` skips the ids of the last score that were already read.
@@ -224,14 +242,12 @@ export class SweepSource {
   }
 
   /**
-   * Up to where the sweep may go, gaps aside: failures older than the grace period and,
-   * while the group still has entries to read, not past the last entry it was handed,
-   * unless entries past it were trimmed: then up to the oldest entry left. While it follows
-   * a reader that is behind, FOLLOW_MARGIN_MS stands in for the grace.
+   * Up to where the sweep may go, gaps aside: failures older than `margin` (the grace
+   * period, or less while it follows the reader) and, while the group still has entries to
+   * read, not past the last entry it was handed, unless entries past it were trimmed: then
+   * up to the oldest entry left.
    */
-  private async horizon(queue: string): Promise<number> {
-    const following = performance.now() < this.followUntil;
-    const margin = following ? FOLLOW_MARGIN_MS : GRACE_MS;
+  private async horizon(queue: string, margin: number): Promise<number> {
     const latest = (await this.redisNow()) - margin;
     const position = await this.positions.read(queue);
     if (!position || position.caughtUp) return latest;

@@ -33,6 +33,8 @@ export interface StreamSourceOptions {
   catchUpClaims: number;
   /** The reader is behind the head, where BullMQ may trim what it has not read (the sweep follows it). */
   onBehind: () => void;
+  /** The reader, behind a moment ago, has reached the head: what was trimmed behind it can be swept to the end. */
+  onCaughtUp: () => void;
 }
 
 /** Entries per stream and read, at most. */
@@ -149,6 +151,8 @@ export class StreamSource {
     let ownPending = false;
     // Start-up may find a backlog (the app was down): the first read is a catch-up's.
     let backlog = this.reads.canCatchUp;
+    // Behind since it was last at the head.
+    let wasBehind = false;
     while (!this.stopping) {
       // When the handlers are behind, wait until they have room: not a fixed pause, which a catch-up spent idle.
       const waited = this.capacity.room() <= 0;
@@ -164,6 +168,7 @@ export class StreamSource {
         // the gap no longer shows: look before reading (a gap found is swept at once), and
         // have the sweep follow the reader for a trim that falls between the look and the read.
         if (behind) {
+          wasBehind = true;
           this.options.onBehind();
           await this.checkForGaps();
         }
@@ -193,6 +198,10 @@ export class StreamSource {
         // failures are recorded, so the next read gathers more entries.
         if (batches.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(batches);
         if (!batch.full) await delivery;
+        if (!batch.full && wasBehind && !this.stopping) {
+          wasBehind = false;
+          this.options.onCaughtUp();
+        }
         if (!batch.full && this.backupPauseMs > 0 && !this.stopping) await this.sleep(this.backupPauseMs);
         errors = 0;
       } catch (error) {
