@@ -1,4 +1,4 @@
-import type { Attributes, Context, Counter, Histogram, Link, Meter, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Context, Counter, Histogram, Link, Meter, ObservableResult, Span, Tracer } from '@opentelemetry/api';
 import { parseOccurrenceId } from '../claims/formats.js';
 import type { FailureOccurrence } from '../classifier/failure-occurrence.js';
 import type { FlowFailureEvent } from '../interfaces/failure-events.interface.js';
@@ -40,13 +40,45 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 const DELAY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
 /**
+ * Counts kept in the process and reported at each collection, through an observable
+ * counter: adding is one map lookup, where a counter's `add` hashes its attributes on every
+ * call. The keys are few (handlers x outcomes, queues x kinds x sources), so the map stays small.
+ */
+class LocalCounts {
+  private readonly counts = new Map<string, { attributes: Attributes; value: number }>();
+
+  /** Adds one under `key`; `attributes` (built once per key) are the series' attributes. */
+  add(key: string, attributes: () => Attributes): void {
+    const count = this.counts.get(key);
+    if (count) count.value++;
+    else this.counts.set(key, { attributes: attributes(), value: 1 });
+  }
+
+  observe(result: ObservableResult): void {
+    for (const { attributes, value } of this.counts.values()) result.observe(value, attributes);
+  }
+}
+
+/** Attribute objects reused by key: a histogram's record then allocates none of its own. */
+class AttributeCache {
+  private readonly cache = new Map<string, Attributes>();
+
+  get(key: string, attributes: () => Attributes): Attributes {
+    let cached = this.cache.get(key);
+    if (!cached) this.cache.set(key, (cached = attributes()));
+    return cached;
+  }
+}
+
+/**
  * Metrics and traces through the OpenTelemetry API, an optional peer: without it the
  * module records nothing, and without an SDK registered the API's instruments are no-ops.
  * The instruments are made as the app starts: register the SDK before it does.
  */
 export class Telemetry {
-  private readonly failures?: Counter;
-  private readonly runs?: Counter;
+  private readonly failures = new LocalCounts();
+  private readonly runs = new LocalCounts();
+  private readonly attributes = new AttributeCache();
   private readonly duration?: Histogram;
   private readonly delay?: Histogram;
   private readonly gaps?: Counter;
@@ -56,10 +88,12 @@ export class Telemetry {
   private constructor(private readonly api?: OtelApi) {
     if (!api) return;
     const meter = (this.meter = api.metrics.getMeter(INSTRUMENTATION_NAME));
-    this.failures = meter.createCounter('flow_failure.failures', {
-      description: 'Failure occurrences, each counted once among replicas (a job failing as parent and as child counts for each kind)',
-    });
-    this.runs = meter.createCounter('flow_failure.handler.runs', { description: 'Handler attempts, by outcome' });
+    meter
+      .createObservableCounter('flow_failure.failures', {
+        description: 'Failure occurrences, each counted once among replicas (a job failing as parent and as child counts for each kind)',
+      })
+      .addCallback((result) => this.failures.observe(result));
+    meter.createObservableCounter('flow_failure.handler.runs', { description: 'Handler attempts, by outcome' }).addCallback((result) => this.runs.observe(result));
     this.duration = meter.createHistogram('flow_failure.handler.duration', {
       description: 'Handler attempt duration',
       unit: 's',
@@ -85,13 +119,15 @@ export class Telemetry {
 
   /** An occurrence this instance recorded first, among all replicas. */
   recorded(occurrence: FailureOccurrence): void {
-    if (!this.failures) return;
-    const { parentFailed, childFailed } = occurrence;
+    if (!this.meter) return;
+    const { parentFailed, childFailed, queueName: queue, source } = occurrence;
     if (parentFailed) {
-      this.failures.add(1, { kind: 'parent-failed', queue: occurrence.queueName, caused_by_child: parentFailed.causedByChild, source: occurrence.source });
+      const { causedByChild } = parentFailed;
+      this.failures.add(`parent-failed\0${queue}\0${causedByChild}\0${source}`, () => ({ kind: 'parent-failed', queue, caused_by_child: causedByChild, source }));
     }
     if (childFailed) {
-      this.failures.add(1, { kind: 'child-failed', queue: occurrence.queueName, parent_policy: childFailed.parentPolicy, source: occurrence.source });
+      const { parentPolicy } = childFailed;
+      this.failures.add(`child-failed\0${queue}\0${parentPolicy}\0${source}`, () => ({ kind: 'child-failed', queue, parent_policy: parentPolicy, source }));
     }
   }
 
@@ -99,14 +135,19 @@ export class Telemetry {
   attempt(handler: string, event: FlowFailureEvent, attempt: number): AttemptSpan {
     const finishedOn = event.job?.finishedOn ?? parseOccurrenceId(event.id)?.finishedOn;
     if (this.delay && attempt === 1 && finishedOn) {
-      this.delay.record(Math.max(0, Date.now() - finishedOn) / 1000, { kind: event.kind, queue: event.queueName, source: event.source });
+      const { kind, queueName: queue, source } = event;
+      this.delay.record(Math.max(0, Date.now() - finishedOn) / 1000, this.attributes.get(`${kind}\0${queue}\0${source}`, () => ({ kind, queue, source })));
     }
     const started = performance.now();
     const span = this.startSpan(handler, event, attempt);
     return {
       end: (outcome, error) => {
-        this.runs?.add(1, { handler, outcome });
-        this.duration?.record((performance.now() - started) / 1000, { handler, outcome });
+        if (this.meter) {
+          const key = `${handler}\0${outcome}`;
+          const attributes = () => ({ handler, outcome });
+          this.runs.add(key, attributes);
+          this.duration?.record((performance.now() - started) / 1000, this.attributes.get(key, attributes));
+        }
         if (!span || !this.api) return;
         span.setAttribute('flow_failure.outcome', outcome);
         if (outcome !== 'ok') {
