@@ -31,14 +31,17 @@ export class StreamPositions {
     private readonly onGap: (queue: string, endMs: number) => void = () => undefined,
   ) {}
 
-  /** undefined when the stream or the group does not exist. */
-  async read(queue: string): Promise<StreamPosition | undefined> {
+  /**
+   * undefined when the stream or the group does not exist. Both looks are sent at once, on
+   * `via` when given: Redis runs them before anything sent on that connection after them.
+   */
+  async read(queue: string, via: Redis | Cluster = this.redis): Promise<StreamPosition | undefined> {
     const stream = this.keys.eventsStream(queue);
     let info: Record<string, unknown>;
     let group: Record<string, unknown> | undefined;
     try {
-      info = toRecord((await this.redis.call('XINFO', 'STREAM', stream)) as unknown[]);
-      const groups = (await this.redis.call('XINFO', 'GROUPS', stream)) as unknown[][];
+      const [streamInfo, groups] = (await Promise.all([via.call('XINFO', 'STREAM', stream), via.call('XINFO', 'GROUPS', stream)])) as [unknown[], unknown[][]];
+      info = toRecord(streamInfo);
       group = groups.map(toRecord).find((g) => g.name === this.keys.group);
     } catch {
       return undefined; // no stream yet

@@ -167,15 +167,19 @@ export class StreamSource {
         // entries the group has not read. XREADGROUP would skip them silently, and past them
         // the gap no longer shows: look before reading (a gap found is swept at once), and
         // have the sweep follow the reader for a trim that falls between the look and the read.
+        // The look goes on the reader's connection, sent ahead of the read: Redis runs it
+        // first, and the read does not wait a round trip for it.
+        let looked: Promise<void> | undefined;
         if (behind) {
           wasBehind = true;
           this.options.onBehind();
-          await this.checkForGaps();
+          looked = this.checkForGaps(this.blocking);
         }
         // No more entries than the handlers have room for failures: the rest stay for other replicas.
         const count = Math.max(1, Math.min(BATCH, Math.ceil(this.capacity.room() / Math.max(MIN_FAILURE_SHARE, this.failureShare))));
         // Behind, a catch-up's read: it claims no more than the room, which it holds meanwhile.
-        const batch = behind && this.reads.canCatchUp ? await this.catchUpRead() : await this.headRead(count, ownPending);
+        const reading = behind && this.reads.canCatchUp ? this.catchUpRead() : this.headRead(count, ownPending);
+        const [batch] = await Promise.all([reading, looked]);
         if (batch.count > 0) this.failureShare = 0.8 * this.failureShare + 0.2 * (batch.signals.length / batch.count);
         if (ownPending && batch.count === 0) ownPending = false;
         backlog = batch.full;
@@ -263,9 +267,12 @@ export class StreamSource {
     }
   }
 
-  /** A gap found is reported to the sweep (StreamPositions). Two XINFO per stream: at start, and before each read while behind. */
-  private async checkForGaps(): Promise<void> {
-    await Promise.all([...this.queueOfStream.values()].map((queue) => this.positions.read(queue)));
+  /**
+   * A gap found is reported to the sweep (StreamPositions). Two XINFO per stream, sent at
+   * once on `via`: at start, and before each read while behind. Never rejects.
+   */
+  private async checkForGaps(via: Redis | Cluster = this.commands): Promise<void> {
+    await Promise.all([...this.queueOfStream.values()].map((queue) => this.positions.read(queue, via)));
   }
 
   /** The failures in a reply, and every entry id to acknowledge once they are recorded. */
