@@ -176,7 +176,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const bounded = <T>(work: Promise<T>) => valueWithin(timeoutMs, work);
     const up = (await bounded(connections.commands.ping())) === 'PONG';
     const streams = await Promise.all(
-      this.registry.watchedQueues.map(async (queueName) => ({ queueName, lag: up ? (await bounded(positions.read(queueName)))?.lag : undefined })),
+      this.registry.watchedQueues.map(async (queueName) => ({ queueName, lag: up ? await bounded(positions.lag(queueName)) : undefined })),
     );
     return { redis: { up, address: connections.address }, streams, deadLetters: up ? await bounded(deadLetters.count()) : undefined, backlog: dispatcher.backlog };
   }
@@ -255,7 +255,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
       streamLag: async () => {
         const lags = new Map<string, number>();
         for (const queue of queues) {
-          const lag = (await positions.read(queue))?.lag;
+          const lag = await positions.lag(queue);
           if (lag !== undefined) lags.set(queue, lag);
         }
         return lags;

@@ -10,15 +10,14 @@ export interface StreamPosition {
   caughtUp: boolean;
   /** Time of the last entry handed to the group (ms). */
   deliveredMs: number;
-  /** Entries not yet handed to the group; undefined when Redis cannot tell (after trimming past the group). */
-  lag?: number;
   /** When entries the group had not read were trimmed: the time of the oldest entry left (the end of the gap). */
   gapEndMs?: number;
 }
 
 /**
  * Reads the group's position in each events stream (for the sweep's horizon and for
- * `whenIdle`), and warns, once per gap, when entries were trimmed before the group read them.
+ * `whenIdle`) and its lag (for monitoring), and warns, once per gap, when entries were
+ * trimmed before the group read them.
  */
 export class StreamPositions {
   private readonly logger = new Logger('FlowFailureModule');
@@ -30,6 +29,21 @@ export class StreamPositions {
     /** Told of each gap once, as it is found, with the time of the oldest entry left (the gap's end). */
     private readonly onGap: (queue: string, endMs: number) => void = () => undefined,
   ) {}
+
+  /**
+   * Entries of the stream not yet handed to the group, as the monitoring reads it: one XINFO,
+   * and no look for gaps (a metric reader or a health check must not change when a gap is
+   * found and swept). undefined when Redis cannot tell, or the stream or group does not exist.
+   */
+  async lag(queue: string): Promise<number | undefined> {
+    try {
+      const groups = (await this.redis.call('XINFO', 'GROUPS', this.keys.eventsStream(queue))) as unknown[][];
+      const lag = groups.map(toRecord).find((g) => g.name === this.keys.group)?.lag;
+      return lag === null || lag === undefined ? undefined : Number(lag);
+    } catch {
+      return undefined; // no stream yet
+    }
+  }
 
   /**
    * undefined when the stream or the group does not exist. Both looks are sent at once, on
@@ -49,11 +63,9 @@ export class StreamPositions {
     if (!group) return undefined;
     const delivered = String(group['last-delivered-id']);
     const gapEnd = this.gapEnd(queue, delivered, info, group);
-    const lag = group.lag === null || group.lag === undefined ? undefined : Number(group.lag);
     return {
       caughtUp: Number(group.pending) === 0 && compareIds(delivered, String(info['last-generated-id'])) >= 0,
       deliveredMs: idTime(delivered),
-      lag,
       gapEndMs: gapEnd,
     };
   }
