@@ -1,7 +1,7 @@
 import { metrics, trace } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 
 /** How often the metric reader collects, as a Prometheus scrape or an OTLP push would. */
 const COLLECT_EVERY_MS = 1000;
@@ -18,14 +18,18 @@ const discard = {
 /**
  * The OpenTelemetry SDK as a service registers it before `NestFactory.create()`: metrics
  * collected every second (the module's observable gauges read Redis then), spans through a
- * BatchSpanProcessor. For the `module-otel` variant: what metrics and traces cost.
+ * BatchSpanProcessor, every trace sampled (the SDK's default), or the share that
+ * BENCH_OTEL_SAMPLE gives (0.1: a tenth, with a parent-based ratio sampler). For the
+ * `module-otel` variant: what metrics and traces cost.
  */
 export function registerTelemetrySdk(): () => Promise<void> {
   const meterProvider = new MeterProvider({
     readers: [new PeriodicExportingMetricReader({ exporter: discard, exportIntervalMillis: COLLECT_EVERY_MS })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard)] });
+  const ratio = process.env.BENCH_OTEL_SAMPLE ? Number(process.env.BENCH_OTEL_SAMPLE) : undefined;
+  const sampler = ratio === undefined ? undefined : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+  const tracerProvider = new BasicTracerProvider({ sampler, spanProcessors: [new BatchSpanProcessor(discard)] });
   trace.setGlobalTracerProvider(tracerProvider);
   return async () => {
     await Promise.all([meterProvider.shutdown(), tracerProvider.shutdown()]);
