@@ -188,9 +188,11 @@ export class SweepSource {
     if ((await this.redis.set(lock, this.options.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') return false;
     try {
       const gap = this.gaps.get(queue);
-      const horizon = Math.max(await this.horizon(queue, margin), gap === undefined ? -Infinity : gap + CLOCK_MARGIN_MS);
       const checkpointKey = this.keys.sweepCheckpoint(queue);
-      const checkpoint = Number((await this.redis.get(checkpointKey)) ?? horizon);
+      // One round trip: the reader's position, Redis's clock and the checkpoint travel together.
+      const [reached, stored] = await Promise.all([this.horizon(queue, margin), this.redis.get(checkpointKey)]);
+      const horizon = Math.max(reached, gap === undefined ? -Infinity : gap + CLOCK_MARGIN_MS);
+      const checkpoint = Number(stored ?? horizon);
       // Page on the score; `offset` skips the ids of the last score that were already read.
       let min = `(${checkpoint}`;
       let offset = 0;
@@ -248,8 +250,8 @@ export class SweepSource {
    * up to the oldest entry left.
    */
   private async horizon(queue: string, margin: number): Promise<number> {
-    const latest = (await this.redisNow()) - margin;
-    const position = await this.positions.read(queue);
+    const [now, position] = await Promise.all([this.redisNow(), this.positions.read(queue)]);
+    const latest = now - margin;
     if (!position || position.caughtUp) return latest;
     return Math.min(latest, Math.max(position.deliveredMs - margin, position.gapEndMs ?? -Infinity));
   }
