@@ -40,33 +40,23 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 const DELAY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
 /**
- * Counts kept in the process and reported at each collection, through an observable
- * counter: adding is one map lookup, where a counter's `add` hashes its attributes on every
- * call. The keys are few (handlers x outcomes, queues x kinds x sources), so the map stays small.
+ * Series by key, each with its attributes (built once) and a count. A histogram records
+ * with the series' attributes, allocating none; a counter is counted here and reported at
+ * each collection through an observable counter: one map lookup, where a counter's `add`
+ * hashes its attributes on every call. The keys are few (handlers x outcomes, queues x
+ * kinds x sources), so the map stays small.
  */
-class LocalCounts {
-  private readonly counts = new Map<string, { attributes: Attributes; value: number }>();
+class Series {
+  private readonly byKey = new Map<string, { attributes: Attributes; count: number }>();
 
-  /** Adds one under `key`; `attributes` (built once per key) are the series' attributes. */
-  add(key: string, attributes: () => Attributes): void {
-    const count = this.counts.get(key);
-    if (count) count.value++;
-    else this.counts.set(key, { attributes: attributes(), value: 1 });
+  get(key: string, attributes: () => Attributes): { attributes: Attributes; count: number } {
+    let series = this.byKey.get(key);
+    if (!series) this.byKey.set(key, (series = { attributes: attributes(), count: 0 }));
+    return series;
   }
 
   observe(result: ObservableResult): void {
-    for (const { attributes, value } of this.counts.values()) result.observe(value, attributes);
-  }
-}
-
-/** Attribute objects reused by key: a histogram's record then allocates none of its own. */
-class AttributeCache {
-  private readonly cache = new Map<string, Attributes>();
-
-  get(key: string, attributes: () => Attributes): Attributes {
-    let cached = this.cache.get(key);
-    if (!cached) this.cache.set(key, (cached = attributes()));
-    return cached;
+    for (const { attributes, count } of this.byKey.values()) result.observe(count, attributes);
   }
 }
 
@@ -76,9 +66,12 @@ class AttributeCache {
  * The instruments are made as the app starts: register the SDK before it does.
  */
 export class Telemetry {
-  private readonly failures = new LocalCounts();
-  private readonly runs = new LocalCounts();
-  private readonly attributes = new AttributeCache();
+  /** Counted: flow_failure.failures. */
+  private readonly failures = new Series();
+  /** Counted (flow_failure.handler.runs), and the attributes of flow_failure.handler.duration. */
+  private readonly runs = new Series();
+  /** The attributes of flow_failure.delivery.delay. */
+  private readonly delays = new Series();
   private readonly duration?: Histogram;
   private readonly delay?: Histogram;
   private readonly gaps?: Counter;
@@ -123,11 +116,11 @@ export class Telemetry {
     const { parentFailed, childFailed, queueName: queue, source } = occurrence;
     if (parentFailed) {
       const { causedByChild } = parentFailed;
-      this.failures.add(`parent-failed\0${queue}\0${causedByChild}\0${source}`, () => ({ kind: 'parent-failed', queue, caused_by_child: causedByChild, source }));
+      this.failures.get(`parent-failed\0${queue}\0${causedByChild}\0${source}`, () => ({ kind: 'parent-failed', queue, caused_by_child: causedByChild, source })).count++;
     }
     if (childFailed) {
       const { parentPolicy } = childFailed;
-      this.failures.add(`child-failed\0${queue}\0${parentPolicy}\0${source}`, () => ({ kind: 'child-failed', queue, parent_policy: parentPolicy, source }));
+      this.failures.get(`child-failed\0${queue}\0${parentPolicy}\0${source}`, () => ({ kind: 'child-failed', queue, parent_policy: parentPolicy, source })).count++;
     }
   }
 
@@ -136,17 +129,16 @@ export class Telemetry {
     const finishedOn = event.job?.finishedOn ?? parseOccurrenceId(event.id)?.finishedOn;
     if (this.delay && attempt === 1 && finishedOn) {
       const { kind, queueName: queue, source } = event;
-      this.delay.record(Math.max(0, Date.now() - finishedOn) / 1000, this.attributes.get(`${kind}\0${queue}\0${source}`, () => ({ kind, queue, source })));
+      this.delay.record(Math.max(0, Date.now() - finishedOn) / 1000, this.delays.get(`${kind}\0${queue}\0${source}`, () => ({ kind, queue, source })).attributes);
     }
     const started = performance.now();
     const span = this.startSpan(handler, event, attempt);
     return {
       end: (outcome, error) => {
         if (this.meter) {
-          const key = `${handler}\0${outcome}`;
-          const attributes = () => ({ handler, outcome });
-          this.runs.add(key, attributes);
-          this.duration?.record((performance.now() - started) / 1000, this.attributes.get(key, attributes));
+          const series = this.runs.get(`${handler}\0${outcome}`, () => ({ handler, outcome }));
+          series.count++;
+          this.duration?.record((performance.now() - started) / 1000, series.attributes);
         }
         if (!span || !this.api) return;
         span.setAttribute('flow_failure.outcome', outcome);
