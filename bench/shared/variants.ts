@@ -31,7 +31,7 @@ export const VARIANTS = {
   'module-stream': {
     listener: 'flow-failure-module',
     moduleOptions: { sources: ['stream'], sweepIntervalMs: 0 },
-    description: "FlowFailureModule, sources: ['stream'], sweep off",
+    description: "FlowFailureModule, sources: ['stream'], periodic sweep off (what the reader finds trimmed is still swept)",
   },
   'module-both': {
     listener: 'flow-failure-module',

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
-import type { ChildFailedEvent } from '../../lib/index.js';
+import type { ChildFailedEvent, FlowFailureModuleOptions } from '../../lib/index.js';
 import { type TestApp, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
 import { moduleKeys, sweptUpTo } from '../support/internals.js';
 import { specResources } from '../support/spec-resources.js';
@@ -28,6 +28,11 @@ describe('the sweep', () => {
   const gapWarnings = (app: TestApp) => app.logger.lines.filter((line) => line.level === 'warn' && /trimmed past/.test(line.message));
   // An interval far longer than the waits below: only a sweep a gap triggers delivers in time.
   const gapOptions = { queues: ['parents', 'children'], sweepIntervalMs: 10 * 60 * 1000 };
+  // sweepIntervalMs 0 turns the periodic sweep off, not the sweep of what the stream reader lost.
+  const gapSweepCases: [string, FlowFailureModuleOptions][] = [
+    ['the next interval', gapOptions],
+    ['ever, with sweepIntervalMs 0 and the stream alone', { ...gapOptions, sources: ['stream'], sweepIntervalMs: 0 }],
+  ];
 
   /** Failures while no app runs (after a first start that created the group on an empty stream), then the stream trimmed to its last 3 entries. */
   async function failedWhileDown(count: number): Promise<string[]> {
@@ -91,10 +96,7 @@ describe('the sweep', () => {
     expect(Number(seconds)).toBe(Math.round((Date.parse(to) - Date.parse(from)) / 1000));
   });
 
-  test.each([
-    ['the next interval', gapOptions],
-    ['ever, with sweepIntervalMs 0 and the stream alone', { ...gapOptions, sources: ['stream' as const], sweepIntervalMs: 0 }],
-  ])('a gap found at start-up is swept at once, not at %s, and the warning says what it spans', async (_, sweepOptions) => {
+  test.each(gapSweepCases)('a gap found at start-up is swept at once, not at %s, and the warning says what it spans', async (_, sweepOptions) => {
     const lost = await failedWhileDown(20);
     const app = await spec.start({ withoutBull: true, handlers, options: sweepOptions });
     await waitUntil('every failure delivered', () => app.log.runs.length === 20, 15_000);
@@ -106,11 +108,7 @@ describe('the sweep', () => {
     expect(gaps[0].message).toMatch(/^The events stream of children was trimmed past (\d+|some) entries the group had not read, written before \S+\./);
   });
 
-  // sweepIntervalMs 0 turns the periodic sweep off, not the sweep of what the stream reader lost.
-  test.each([
-    ['the next interval', gapOptions],
-    ['ever, with sweepIntervalMs 0 and the stream alone', { ...gapOptions, sources: ['stream' as const], sweepIntervalMs: 0 }],
-  ])('a gap that forms while the app runs behind is swept at once, not at %s', async (_, sweepOptions) => {
+  test.each(gapSweepCases)('a gap that forms while the app runs behind is swept at once, not at %s', async (_, sweepOptions) => {
     spec.worker('parents');
     spec.worker('children');
     // One slow handler at a time: the reader falls behind the failures, and the stream is trimmed meanwhile.
