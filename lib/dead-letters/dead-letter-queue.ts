@@ -140,9 +140,16 @@ export class DeadLetterQueue {
     return true;
   }
 
+  /**
+   * Closes the Worker without waiting for its jobs: the dispatcher has stopped by now and
+   * handed back the claims of the replays it ran, which will not end here. Waiting for them
+   * (or, with Redis gone, for Redis) would outlast the shutdown budget and leave the Worker
+   * half closed, its timers running for ever. A replay's job left active is moved back by
+   * BullMQ's stalled check, and replayed by whichever instance takes it.
+   */
   async close(): Promise<void> {
     clearInterval(this.cleaner);
-    await this.worker?.close();
+    await this.worker?.close(true);
     await this.queue.close();
   }
 

@@ -177,13 +177,15 @@ export class FailureDispatcher {
 
   /**
    * Stops taking work, waits for runs in flight while the budget allows (keeping a part of
-   * it to hand their claims back), then hands every unfinished claim back.
+   * it to hand their claims back), then hands every unfinished claim back and stops
+   * watching the handlers still running.
    */
   async stop(budget: ShutdownBudget): Promise<void> {
     this.stopped = true;
     const forHandBack = Math.min(HAND_BACK_MS, Math.floor(budget.left() / 5));
     await within(budget.left() - forHandBack, Promise.all([this.settled.stop(), this.runs.stop().then(() => this.snapshots.flush())]));
     await this.leases.handBack(budget.left(), [...this.runs.parked, ...this.settled.parked]);
+    this.runs.abandon();
   }
 
   /** A retry's backoff is over: its parked claim is taken back (the claim rule counts the attempt) and run. */

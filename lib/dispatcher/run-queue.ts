@@ -36,8 +36,8 @@ export class RunQueue {
   /** Runs whose claims are parked in Redis for their backoff, and the timers that take them back. */
   private readonly backingOff = new Map<string, { run: Run; timer: NodeJS.Timeout }>();
   private readonly roomWaiters: (() => void)[] = [];
-  /** The signals of the runs in flight: aborted at shutdown. */
-  private readonly inFlight = new Set<LazySignal>();
+  /** The runs in flight: each one's signal, aborted at shutdown, and how to stop watching it (see `abandon`). */
+  private readonly inFlight = new Map<LazySignal, (reason: unknown) => void>();
   /** Runs that deliveries under way may add: counted against the limit before they are claimed. */
   private promised = 0;
   private stopped = false;
@@ -123,7 +123,7 @@ export class RunQueue {
     this.stopped = true;
     this.makeRoom();
     // Handlers that listen stop now; their claims are handed back, not counted as failed attempts.
-    for (const signal of this.inFlight) signal.abort(new HandlerAbortedError('the app is shutting down'));
+    for (const signal of this.inFlight.keys()) signal.abort(new HandlerAbortedError('the app is shutting down'));
     for (const { timer } of this.backingOff.values()) clearTimeout(timer);
     this.queued.length = 0;
     await Promise.allSettled([...this.running]);
@@ -165,9 +165,9 @@ export class RunQueue {
    */
   private async attempt(run: Run): Promise<unknown> {
     const signal = new LazySignal();
-    this.inFlight.add(signal);
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<unknown>((resolve) => {
+    const unwatched = new Promise<unknown>((resolve) => {
+      this.inFlight.set(signal, resolve);
       timer = setTimeout(() => {
         const error = new HandlerTimeoutError(MESSAGES.handlerTimedOut(this.options.handlerTimeoutMs));
         signal.abort(error);
@@ -185,11 +185,20 @@ export class RunQueue {
       (error: unknown) => error ?? new Error('handler threw a nullish value'),
     );
     try {
-      return await Promise.race([ran, timedOut]);
+      return await Promise.race([ran, unwatched]);
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(signal);
     }
+  }
+
+  /**
+   * After `stop`, once the shutdown budget is spent and the claims are handed back: the
+   * handlers still running ignore their aborted signal, and run on unwatched, as after a
+   * timeout. Nothing of theirs is left waiting here (their timeout timers above all).
+   */
+  abandon(): void {
+    for (const unwatch of this.inFlight.values()) unwatch(new HandlerAbortedError('the app has shut down'));
   }
 
   private makeRoom(): void {

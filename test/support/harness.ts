@@ -376,6 +376,11 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
   }
 }
 
+/** Timers that keep the process alive (an unref'd one does not): a closed app must leave none of its own. */
+export function aliveTimers(): number {
+  return process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+}
+
 /** Waits until every app has read its streams and finished its handlers: after this, a count is final. */
 export async function settle(...apps: TestApp[]): Promise<void> {
   // Twice: a handler run by one app can be the last thing another app was waiting on.
