@@ -26,6 +26,29 @@ describe('an app that was not running', () => {
     return summaries.map((summary) => Number(summary[0]));
   }
 
+  /**
+   * The consumer group in each stream: entries pending, and whether it was handed the last
+   * entry and counted every entry as read (then XINFO's `lag`, and the module's lag gauge, is 0).
+   */
+  async function groupStanding(): Promise<{ pending: number; atLastEntry: boolean; lag: unknown; allCounted: boolean }[]> {
+    const redis = spec.redis.redis;
+    return Promise.all(
+      ['orders', 'payments'].map(async (queue) => {
+        const stream = `${prefix}:${queue}:events`;
+        const fields = (list: unknown[]) => Object.fromEntries(Array.from({ length: list.length / 2 }, (_, i) => [String(list[2 * i]), list[2 * i + 1]]));
+        const info = fields((await redis.call('XINFO', 'STREAM', stream)) as unknown[]);
+        const groups = ((await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]).map(fields);
+        const group = groups.find((g) => g.name === 'flow-failure') ?? {};
+        return {
+          pending: Number(group.pending),
+          atLastEntry: group['last-delivered-id'] === info['last-generated-id'],
+          lag: group.lag,
+          allCounted: group['entries-read'] === info['entries-added'],
+        };
+      }),
+    );
+  }
+
   /** Each handler's job ids over these apps: every one once. */
   const expectOnceEach = (apps: TestApp[], count: number) => {
     for (const handler of ['parent', 'child']) {
@@ -57,6 +80,32 @@ describe('an app that was not running', () => {
     expectOnceEach([started], count);
     // Acknowledged together, a little after their failures were recorded: none left pending once idle.
     expect(await pendingEntries()).toEqual([0, 0]);
+  });
+
+  // A catch-up moves the group itself: what it leaves must read as XREADGROUP would have left it.
+  test.each([
+    ['counted the entries it read before', true],
+    ['never read an entry, so Redis does not know its count', false],
+  ])('after a catch-up the group stands at the end of each stream, every entry counted: a group that %s', async (_case, readBefore) => {
+    const first = await spec.start(app);
+    spec.worker('orders');
+    spec.worker('payments');
+    if (readBefore) {
+      await spec.redis.failOrders(1);
+      await waitUntil('2 events', () => first.log.runs.length >= 2);
+      await settle(first);
+    }
+    await first.close();
+    const count = 200;
+    await spec.redis.failOrders(count);
+    await waitUntil(`${count} failed orders`, async () => (await spec.redis.queue('orders').getFailedCount()) >= count + (readBefore ? 1 : 0));
+
+    const started = await spec.start(app);
+    await waitUntil(`${2 * count} events`, () => started.log.runs.length >= 2 * count);
+    await settle(started);
+    expectOnceEach([started], count);
+    const standing = { pending: 0, atLastEntry: true, lag: 0, allCounted: true };
+    expect(await groupStanding()).toEqual([standing, standing]);
   });
 
   test('closing acknowledges the entries it recorded, instead of handing them to another replica', async () => {

@@ -9,10 +9,13 @@
   them as it delivers them); the caller acknowledges the entries once their failures are
   recorded.
 
-  'new': a catch-up's read, alone: it reads entries no consumer was handed yet ('>'),
-  claims their failures and acknowledges every entry it read, since each failure it
-  could record is recorded by now (the rest report no failure, or one whose job is gone
-  or no longer failed). Only failures that took a claim or were recorded first here, and
+  'new': a catch-up's read, alone: it reads the entries past the group's position (those
+  no consumer was handed yet), claims their failures and moves the group past them, since
+  each failure it could record is recorded by now (the rest report no failure, or one
+  whose job is gone or no longer failed). It reads with XRANGE and moves the group with
+  XGROUP SETID, keeping its entries-read count as XREADGROUP would: the same outcome as
+  XREADGROUP '>' and XACK, without putting each entry in the pending list only to take it
+  out again: most entries of a busy stream report no failure. Only failures that took a claim or were recorded first here, and
   malformed failure entries, are answered: the other entries never leave Redis. It takes
   no more claims than `room`: it reads each stream in steps of at most as many entries as
   the claims left allow (an entry reports one failure at most), so whatever it reads it
@@ -147,6 +150,39 @@ local function readEntry(position, setting, entry)
   return #granted / 3
 end
 
+local function record(fields)
+  local info = {}
+  for i = 1, #fields, 2 do info[fields[i]] = fields[i + 1] end
+  return info
+end
+
+-- Where the group stands in a stream: the last entry it was handed, and how many entries it
+-- has read (false when Redis does not know); nil without the stream or the group.
+local function groupPosition(stream)
+  local found, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
+  if not found then return nil end
+  for _, fields in ipairs(groups) do
+    local info = record(fields)
+    if info['name'] == group then return info['last-delivered-id'], tonumber(info['entries-read']) or false end
+  end
+  return nil
+end
+
+-- Moves the group past `last`, having read `read` more entries, as XREADGROUP counts them:
+-- on from a known count, or, unknown, known again at the stream's last entry.
+local function moveGroup(stream, last, read, entriesRead)
+  if entriesRead then
+    redis.call('XGROUP', 'SETID', stream, group, last, 'ENTRIESREAD', entriesRead + read)
+    return
+  end
+  local info = record(redis.call('XINFO', 'STREAM', stream))
+  if info['last-generated-id'] == last then
+    redis.call('XGROUP', 'SETID', stream, group, last, 'ENTRIESREAD', info['entries-added'])
+  else
+    redis.call('XGROUP', 'SETID', stream, group, last)
+  end
+end
+
 local out = {}
 if catchingUp then
   local readInCall = 0
@@ -154,27 +190,29 @@ if catchingUp then
     local k = (firstStream - 1 + step) % #KEYS + 1
     local setting = settings[k]
     local perFailure = math.max(1, #setting.handlers)
-    local read, last, more, ids = 0, '', 1, {}
+    local position, entriesRead = groupPosition(setting.stream)
+    -- As XREADGROUP answers: the reader recreates the stream and the group.
+    if not position then return redis.error_reply('NOGROUP No such key ' .. setting.stream .. ' or consumer group ' .. group) end
+    local read, last, more = 0, '', 1
     while read < count do
       local want = math.min(count - read, math.floor(room / perFailure))
       -- A queue with more handlers than the room still moves: one entry per call.
       if want < 1 and readInCall == 0 then want = 1 end
       if want < 1 then break end
-      local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', setting.stream, '>')
-      local entries = reply and reply[1][2] or {}
-      for _, entry in ipairs(entries) do
-        ids[#ids + 1] = entry[1]
-        room = room - readEntry(k, setting, entry)
-      end
+      local entries = redis.call('XRANGE', setting.stream, '(' .. position, '+', 'COUNT', want)
+      for _, entry in ipairs(entries) do room = room - readEntry(k, setting, entry) end
       read = read + #entries
       readInCall = readInCall + #entries
-      if #entries > 0 then last = entries[#entries][1] end
+      if #entries > 0 then
+        last = entries[#entries][1]
+        position = last
+      end
       if #entries < want then
         more = 0
         break
       end
     end
-    if #ids > 0 then redis.call('XACK', setting.stream, group, unpack(ids)) end
+    if read > 0 then moveGroup(setting.stream, last, read, entriesRead) end
     out[3 * k - 2], out[3 * k - 1], out[3 * k] = read, last, more
   end
 else
