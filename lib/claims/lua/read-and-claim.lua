@@ -15,11 +15,12 @@
   whose job is gone or no longer failed). It reads with XRANGE and moves the group with
   XGROUP SETID, keeping its entries-read count as XREADGROUP would: the same outcome as
   XREADGROUP '>' and XACK, without putting each entry in the pending list only to take it
-  out again: most entries of a busy stream report no failure. Only failures that took a claim or were recorded first here, and
-  malformed failure entries, are answered: the other entries never leave Redis. It takes
-  no more claims than `room`: it reads each stream in steps of at most as many entries as
-  the claims left allow (an entry reports one failure at most), so whatever it reads it
-  can claim, and it starts with a different stream at each call. (One entry a call is
+  out again (most entries of a busy stream report no failure). Only failures that took a
+  claim or were recorded first here, and malformed failure entries, are answered: the
+  other entries never leave Redis. It takes no more claims than `room`: it reads each
+  stream in steps of at most as many entries as the claims left allow (an entry reports
+  one failure at most), so whatever it reads it can claim, and it starts with a different
+  stream at each call. (One entry a call is
   always read: a queue with more handlers than the room takes one failure at a time.)
 
   For each failure it returns the failed job with the answers the classifier needs (it
@@ -168,16 +169,27 @@ local function groupPosition(stream)
   return nil
 end
 
--- Moves the group past `last`, having read `read` more entries, as XREADGROUP counts them:
--- on from a known count, or, unknown, known again at the stream's last entry.
-local function moveGroup(stream, last, read, entriesRead)
-  if entriesRead then
-    redis.call('XGROUP', 'SETID', stream, group, last, 'ENTRIESREAD', entriesRead + read)
-    return
-  end
+-- Whether stream entry id `a` comes after `b` (ids are '<ms>-<seq>').
+local function after(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if tonumber(am) ~= tonumber(bm) then return tonumber(am) > tonumber(bm) end
+  return tonumber(as) > tonumber(bs)
+end
+
+-- Moves the group from `from` past `last`, having read `read` more entries, counting them as
+-- XREADGROUP does: exactly at the stream's last entry; else on from a known count, unless
+-- entries deleted (XDEL) in between make it unknown.
+local function moveGroup(stream, from, last, read, entriesRead)
   local info = record(redis.call('XINFO', 'STREAM', stream))
+  local readSoFar
   if info['last-generated-id'] == last then
-    redis.call('XGROUP', 'SETID', stream, group, last, 'ENTRIESREAD', info['entries-added'])
+    readSoFar = info['entries-added']
+  elseif entriesRead and not after(info['max-deleted-entry-id'], from) then
+    readSoFar = entriesRead + read
+  end
+  if readSoFar then
+    redis.call('XGROUP', 'SETID', stream, group, last, 'ENTRIESREAD', readSoFar)
   else
     redis.call('XGROUP', 'SETID', stream, group, last)
   end
@@ -190,9 +202,10 @@ if catchingUp then
     local k = (firstStream - 1 + step) % #KEYS + 1
     local setting = settings[k]
     local perFailure = math.max(1, #setting.handlers)
-    local position, entriesRead = groupPosition(setting.stream)
+    local from, entriesRead = groupPosition(setting.stream)
+    local position = from
     -- As XREADGROUP answers: the reader recreates the stream and the group.
-    if not position then return redis.error_reply('NOGROUP No such key ' .. setting.stream .. ' or consumer group ' .. group) end
+    if not from then return redis.error_reply('NOGROUP No such key ' .. setting.stream .. ' or consumer group ' .. group) end
     local read, last, more = 0, '', 1
     while read < count do
       local want = math.min(count - read, math.floor(room / perFailure))
@@ -212,7 +225,7 @@ if catchingUp then
         break
       end
     end
-    if read > 0 then moveGroup(setting.stream, last, read, entriesRead) end
+    if read > 0 then moveGroup(setting.stream, from, last, read, entriesRead) end
     out[3 * k - 2], out[3 * k - 1], out[3 * k] = read, last, more
   end
 else
