@@ -8,8 +8,10 @@ import { WATCHED_QUEUES } from '../shared/queues.js';
 import { type VariantName, variantSpec } from '../shared/variants.js';
 import { type Scenario, type ScenarioContext, type TargetCheck, appSpec, launchApp, ratio, rowName, waitForRuns } from './scenario.js';
 
-/** The hand-written reader is the baseline here: the raw listener cannot catch up at all. */
-/** The baseline first; module-otel shows what metrics and traces cost where the app is CPU-bound. */
+/**
+ * The hand-written reader first, the baseline here (the raw listener cannot catch up at all);
+ * module-otel shows what metrics and traces cost where the app is CPU-bound.
+ */
 const VARIANTS: VariantName[] = ['hand-written-reader', 'module-both', 'module-otel'];
 /** Metrics and traces may cost at most this share of a catch-up's speed (as in the telemetry scenario). */
 const MAX_TELEMETRY_COST = 0.05;
@@ -65,9 +67,9 @@ export const catchUpScenario: Scenario = async (context) => {
     }
   }
   const results = [...perRow.values()].map(medianOf);
-  const baseOf = (r: CatchUpResult) => results.find((b) => b.variant === VARIANTS[0] && b.layout === r.layout);
-  const speed = (r: CatchUpResult) => ratio(baseOf(r)?.catchUpMs, r.catchUpMs);
-  const withoutSdk = (r: CatchUpResult) => results.find((b) => b.variant === 'module-both' && b.layout === r.layout);
+  const rowOf = (variant: VariantName, r: CatchUpResult) => results.find((b) => b.variant === variant && b.layout === r.layout);
+  const speed = (r: CatchUpResult) => ratio(rowOf(VARIANTS[0], r)?.catchUpMs, r.catchUpMs);
+  const withoutSdk = (r: CatchUpResult) => rowOf('module-both', r);
   const telemetryKept = (r: CatchUpResult) => ratio(withoutSdk(r)?.catchUpMs, r.catchUpMs);
   const judged = (r: CatchUpResult): TargetCheck =>
     r.variant === 'module-otel'

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
 import { type TestApp, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
+import { moduleKeys, toRecord } from '../support/internals.js';
 import { specResources } from '../support/spec-resources.js';
 
 /**
@@ -11,6 +12,7 @@ import { specResources } from '../support/spec-resources.js';
 describe('an app that was not running', () => {
   const prefix = uniquePrefix('restart');
   const spec = specResources(prefix);
+  const keys = moduleKeys(prefix);
   const app = { handlers: [recordingHandlers({ parent: 'orders', child: 'payments' })], options: { queues: ['orders', 'payments'] } };
 
   /** The group exists (an app ran once), the app is down, and the Workers run. */
@@ -22,7 +24,7 @@ describe('an app that was not running', () => {
 
   /** Stream entries read by the module's consumer group and not acknowledged, per queue. */
   async function pendingEntries(): Promise<number[]> {
-    const summaries = await Promise.all(['orders', 'payments'].map((queue) => spec.redis.redis.xpending(`${prefix}:${queue}:events`, 'flow-failure')));
+    const summaries = await Promise.all(['orders', 'payments'].map((queue) => spec.redis.redis.xpending(keys.eventsStream(queue), keys.group)));
     return summaries.map((summary) => Number(summary[0]));
   }
 
@@ -34,11 +36,10 @@ describe('an app that was not running', () => {
     const redis = spec.redis.redis;
     return Promise.all(
       ['orders', 'payments'].map(async (queue) => {
-        const stream = `${prefix}:${queue}:events`;
-        const fields = (list: unknown[]) => Object.fromEntries(Array.from({ length: list.length / 2 }, (_, i) => [String(list[2 * i]), list[2 * i + 1]]));
-        const info = fields((await redis.call('XINFO', 'STREAM', stream)) as unknown[]);
-        const groups = ((await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]).map(fields);
-        const group = groups.find((g) => g.name === 'flow-failure') ?? {};
+        const stream = keys.eventsStream(queue);
+        const info = toRecord((await redis.call('XINFO', 'STREAM', stream)) as unknown[]);
+        const groups = ((await redis.call('XINFO', 'GROUPS', stream)) as unknown[][]).map(toRecord);
+        const group = groups.find((g) => g.name === keys.group) ?? {};
         return {
           pending: Number(group.pending),
           atLastEntry: group['last-delivered-id'] === info['last-generated-id'],

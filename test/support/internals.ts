@@ -35,6 +35,7 @@ export { filterMatches } from '../../lib/discovery/handler-filter.js';
 export { resolveConfig } from '../../lib/flow-failure.config.js';
 export { RedisKeys, jobKey, type JobAttempt } from '../../lib/redis/redis-keys.js';
 export { parseStreamEntry, streamReplyPairs } from '../../lib/sources/stream/stream-entry.js';
+export { toRecord } from '../../lib/sources/stream/stream-position.js';
 export type { ReservationUse };
 
 /** The default consumer group's keys under a prefix (what an app with no `consumerGroup` option writes). */

@@ -20,8 +20,8 @@
   other entries never leave Redis. It takes no more claims than `room`: it reads each
   stream in steps of at most as many entries as the claims left allow (an entry reports
   one failure at most), so whatever it reads it can claim, and it starts with a different
-  stream at each call. (One entry a call is
-  always read: a queue with more handlers than the room takes one failure at a time.)
+  stream at each call. (One entry a call is always read: a queue with more handlers than
+  the room takes one failure at a time.)
 
   For each failure it returns the failed job with the answers the classifier needs (it
   then asks Redis nothing) and, when claiming, the claims: it records each terminal

@@ -37,8 +37,7 @@ export class StreamPositions {
    */
   async lag(queue: string): Promise<number | undefined> {
     try {
-      const groups = (await this.redis.call('XINFO', 'GROUPS', this.keys.eventsStream(queue))) as unknown[][];
-      const lag = groups.map(toRecord).find((g) => g.name === this.keys.group)?.lag;
+      const lag = this.groupIn(await this.redis.call('XINFO', 'GROUPS', this.keys.eventsStream(queue)))?.lag;
       return lag === null || lag === undefined ? undefined : Number(lag);
     } catch {
       return undefined; // no stream yet
@@ -54,9 +53,9 @@ export class StreamPositions {
     let info: Record<string, unknown>;
     let group: Record<string, unknown> | undefined;
     try {
-      const [streamInfo, groups] = (await Promise.all([via.call('XINFO', 'STREAM', stream), via.call('XINFO', 'GROUPS', stream)])) as [unknown[], unknown[][]];
-      info = toRecord(streamInfo);
-      group = groups.map(toRecord).find((g) => g.name === this.keys.group);
+      const [streamInfo, groups] = await Promise.all([via.call('XINFO', 'STREAM', stream), via.call('XINFO', 'GROUPS', stream)]);
+      info = toRecord(streamInfo as unknown[]);
+      group = this.groupIn(groups);
     } catch {
       return undefined; // no stream yet
     }
@@ -68,6 +67,11 @@ export class StreamPositions {
       deliveredMs: idTime(delivered),
       gapEndMs: gapEnd,
     };
+  }
+
+  /** This module's consumer group in an XINFO GROUPS reply. */
+  private groupIn(groups: unknown): Record<string, unknown> | undefined {
+    return (groups as unknown[][]).map(toRecord).find((g) => g.name === this.keys.group);
   }
 
   /**
