@@ -181,10 +181,10 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     return { redis: { up, address: connections.address }, streams, deadLetters: up ? await bounded(deadLetters.count()) : undefined, backlog: dispatcher.backlog };
   }
 
-  /** No delivery in flight, no handler queued, running or backing off, and the stream reader caught up. */
+  /** No delivery in flight or sweep under way, no handler queued, running or backing off, and the stream reader caught up. */
   async isIdle(): Promise<boolean> {
-    const { pipeline, dispatcher, stream } = this.parts;
-    const quiet = () => pipeline.idle && dispatcher.idle;
+    const { pipeline, dispatcher, stream, sweep } = this.parts;
+    const quiet = () => pipeline.idle && dispatcher.idle && sweep.idle;
     // Asked again after the stream check: a delivery may have begun while it was awaited.
     return quiet() && (await stream.caughtUp()) && quiet();
   }

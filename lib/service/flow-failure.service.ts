@@ -20,8 +20,8 @@ export class FlowFailureService {
 
   /**
    * Resolves when this app instance has nothing left to do: every watched stream read and
-   * acknowledged, no failure being classified, no handler queued, running or waiting to
-   * retry. Meant for tests and graceful hand-overs; rejects after `timeoutMs`.
+   * acknowledged, no failure being classified or swept, no handler queued, running or
+   * waiting to retry. Meant for tests and graceful hand-overs; rejects after `timeoutMs`.
    */
   async whenIdle(timeoutMs = 30_000): Promise<void> {
     const deadline = performance.now() + timeoutMs;

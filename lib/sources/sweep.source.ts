@@ -91,6 +91,14 @@ export class SweepSource {
     this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
   }
 
+  /**
+   * No sweep under way or about to follow the reader: what the reader passed or lost is
+   * delivered. A gap left to another replica's sweep does not count: that replica delivers it.
+   */
+  get idle(): boolean {
+    return !this.sweeping && !this.afterBehind;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);

@@ -108,6 +108,13 @@ describe('the sweep', () => {
     expect(gaps[0].message).toMatch(/^The events stream of children was trimmed past (\d+|some) entries the group had not read, written before \S+\./);
   });
 
+  test('after a gap found at start-up, whenIdle resolves only once every trimmed failure is handled', async () => {
+    const lost = await failedWhileDown(20);
+    const app = await spec.start({ withoutBull: true, handlers, options: gapOptions });
+    await app.flowFailure.whenIdle(15_000);
+    expect(childIds(app)).toEqual([...lost].sort());
+  });
+
   test.each(gapSweepCases)('a gap that forms while the app runs behind is swept at once, not at %s', async (_, sweepOptions) => {
     spec.worker('parents');
     spec.worker('children');
