@@ -8,6 +8,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { FlowFailureService } from 'nestjs-flow-failure';
 import type { AppSpec, HandlerSample, Protocol, ReplyEnvelope, RequestEnvelope, RequestKind, Usage, WorkerAction } from '../shared/protocol.js';
 import { variantSpec } from '../shared/variants.js';
 import { buildBenchApp } from './app-module.js';
@@ -33,6 +34,10 @@ class AppServer {
     status: async () => this.recorder.status(),
     usage: ({ gc }) => this.usage(gc),
     collect: () => this.collect(),
+    idle: async ({ timeoutMs }) => {
+      if (this.spec && variantSpec(this.spec.variant).listener === 'flow-failure-module') await this.app?.get(FlowFailureService).whenIdle(timeoutMs);
+      return { at: preciseNow() };
+    },
     trace: async ({ reset }) => {
       const report = this.tracer?.report();
       if (reset) this.tracer?.reset();

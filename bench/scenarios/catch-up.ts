@@ -2,7 +2,7 @@ import { selectVariants } from '../config.js';
 import { uniquePrefix } from '../harness/bench-redis.js';
 import { Producer, StandInWorkers } from '../harness/producer.js';
 import { format } from '../harness/table.js';
-import { waitFor, sleep } from '../harness/wait.js';
+import { waitFor } from '../harness/wait.js';
 import type { Layout, TraceReport } from '../shared/protocol.js';
 import { WATCHED_QUEUES } from '../shared/queues.js';
 import { type VariantName, variantSpec } from '../shared/variants.js';
@@ -15,8 +15,12 @@ import { type Scenario, type ScenarioContext, type TargetCheck, appSpec, launchA
 const VARIANTS: VariantName[] = ['hand-written-reader', 'module-both', 'module-otel'];
 /** Metrics and traces may cost at most this share of a catch-up's speed (as in the telemetry scenario). */
 const MAX_TELEMETRY_COST = 0.05;
-/** After the last expected run, how long to keep counting: a duplicate would show up in this time. */
-const SETTLE_MS = 3000;
+/**
+ * After the last expected run, the runs are counted once the module has nothing left to do
+ * (no read, sweep or handler under way, none about to follow): a duplicate from any of them
+ * has started by then. Only the periodic sweep (every 30 s) and lease take-overs come later.
+ */
+const IDLE_TIMEOUT_MS = 60_000;
 const TARGET_SPEED = 1.0;
 
 interface CatchUpResult {
@@ -150,7 +154,7 @@ async function measure(context: ScenarioContext, variant: VariantName, layout: L
     try {
       await app.request('workers', { action: 'run' });
       await waitForRuns(app, expected, 120_000);
-      await sleep(SETTLE_MS);
+      await app.request('idle', { timeoutMs: IDLE_TIMEOUT_MS });
       const { samples } = await app.request('collect', {});
       const trace = await app.request('trace', { reset: false });
       const distinct = new Set(samples.map((s) => `${s.queueName}:${s.jobId}`)).size;

@@ -24,9 +24,14 @@ export const latencyScenario: Scenario = async (context) => {
   const runs: LatencyRun[] = [];
   let results: LatencyResult[];
   try {
-    for (const layout of context.config.layouts) {
-      for (const variant of selectVariants(context.config, VARIANTS[layout])) runs.push(await LatencyRun.start(context, variant, layout));
-    }
+    // Started together (nothing is measured yet); those that started are stopped below even if one did not.
+    const starting = context.config.layouts.flatMap((layout) =>
+      selectVariants(context.config, VARIANTS[layout]).map((variant) => LatencyRun.start(context, variant, layout)),
+    );
+    const started = await Promise.allSettled(starting);
+    for (const outcome of started) if (outcome.status === 'fulfilled') runs.push(outcome.value);
+    const failed = started.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
     context.log(`latency: ${runs.length} apps up (${runs.map((r) => r.name).join(', ')}); warming up`);
     for (const run of runs) await run.warmUp(warmupFlows, flowsPerSecond);
     // Round r feeds every variant one segment, starting one variant later than round r - 1.

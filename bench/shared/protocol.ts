@@ -80,6 +80,8 @@ export interface Protocol {
   status: { request: Record<string, never>; reply: AppStatus };
   usage: { request: { gc: boolean }; reply: Usage };
   collect: { request: Record<string, never>; reply: { samples: HandlerSample[] } };
+  /** Resolves once the module has nothing left to do (FlowFailureService.whenIdle); at once for the other listeners. */
+  idle: { request: { timeoutMs: number }; reply: { at: number } };
   /** The stage timings so far (undefined without `trace`); `reset` starts a new window. */
   trace: { request: { reset: boolean }; reply: TraceReport | undefined };
   stop: { request: Record<string, never>; reply: { closedAt: number } };
