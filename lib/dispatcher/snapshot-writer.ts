@@ -48,10 +48,18 @@ export class SnapshotWriter {
     this.timer ??= setInterval(() => this.tick(), DELAY_MS);
   }
 
-  /** One of the occurrence's runs here is done (succeeded): its snapshot is needed by one run less. */
+  /**
+   * One of the occurrence's runs here is done (succeeded): its snapshot is needed by one run
+   * less. With none left to run and no claim to release, nothing is left to write: it is
+   * dropped at once, so that its job and events die young instead of waiting for a tick (a
+   * catch-up's thousands of runs would otherwise all outlive a few garbage collections).
+   */
   runDone(occurrenceId: string): void {
-    const pending = this.current.get(occurrenceId) ?? this.previous.get(occurrenceId);
-    if (pending) pending.open--;
+    const map = this.current.has(occurrenceId) ? this.current : this.previous;
+    const pending = map.get(occurrenceId);
+    if (!pending) return;
+    pending.open--;
+    if (pending.open <= 0 && pending.unwanted.length === 0) map.delete(occurrenceId);
   }
 
   /** Writes everything waiting now (shutdown: the claims handed back next may need the snapshots). */
