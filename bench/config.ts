@@ -24,7 +24,8 @@ export interface BenchConfig {
     jobsPerMinute: number;
     variants: VariantName[];
   };
-  memory: { failures: number; batchFailures: number; variants: VariantName[] };
+  /** warmUpFailures: handled before the first reading, so that the listener's bounded memories are full. */
+  memory: { failures: number; batchFailures: number; warmUpFailures: number; variants: VariantName[] };
   /** eventsMaxLen undefined: BullMQ's default stream length. */
   catchUp: { failures: number; eventsMaxLen?: number; rounds: number };
   /** Rounds of the module without and with the OpenTelemetry SDK, alternating. */
@@ -79,6 +80,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     memory: {
       failures: count('BENCH_MEMORY_FAILURES', 100_000, 2000),
       batchFailures: count('BENCH_MEMORY_BATCH', 10_000, 1000),
+      warmUpFailures: count('BENCH_MEMORY_WARMUP', 30_000, 1000),
       variants: ['raw-queue-events', 'module-both'],
     },
     catchUp: {
