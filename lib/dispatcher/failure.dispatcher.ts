@@ -236,11 +236,6 @@ export class FailureDispatcher {
    */
   private async startOnReservation(occurrences: readonly FailureOccurrence[]): Promise<ClaimResult> {
     const wanted = occurrences.map((o) => ({ o, matches: this.unheldMatches(o) }));
-    // Sent before the handlers start, so it is on the wire ahead of anything they send.
-    const recording = this.claims.claimReserved(
-      wanted.map(({ o, matches }) => claimRequest(o, matches)),
-      this.options.markerTtlMs,
-    );
     const started: Run[] = [];
     const waiting: Run[] = [];
     for (const { o, matches } of wanted) {
@@ -256,6 +251,14 @@ export class FailureDispatcher {
         started.push(run);
       }
     }
+    // Sent as the handlers have begun, not before: building and writing it (the snapshot's
+    // JSON above all) took 0.14 ms of the 0.22 between a Worker's report and its handler. It
+    // still goes out in this turn of the event loop, so whatever the module sends for these
+    // runs (a settle, a park, a renewal) follows it on the same connection.
+    const recording = this.claims.claimReserved(
+      wanted.map(({ o, matches }) => claimRequest(o, matches)),
+      this.options.markerTtlMs,
+    );
     let ours: ClaimResult;
     try {
       ours = await recording;
