@@ -251,10 +251,10 @@ export class FailureDispatcher {
         started.push(run);
       }
     }
-    // Sent as the handlers have begun, not before: building and writing it (the snapshot's
-    // JSON above all) took 0.14 ms of the 0.22 between a Worker's report and its handler. It
-    // still goes out in this turn of the event loop, so whatever the module sends for these
-    // runs (a settle, a park, a renewal) follows it on the same connection.
+    // Sent once the handlers have begun: building and writing it (the snapshot's JSON above
+    // all) would otherwise stand between the Worker's report and the handlers. It still goes
+    // out in this turn of the event loop, so whatever the module sends for these runs (a
+    // settle, a park, a renewal) follows it on the same connection.
     const recording = this.claims.claimReserved(
       wanted.map(({ o, matches }) => claimRequest(o, matches)),
       this.options.markerTtlMs,
