@@ -139,7 +139,12 @@ describe('app instances in processes of their own', () => {
     // A take-over by the replica whose clock is behind: the one ahead is killed mid-run.
     const second = await spec.redis.failChildren(10);
     await waitUntil('the replica ahead started a run', async () => (await runs()).some((r) => r.pid === ahead.pid && r.phase === 'start' && second.includes(r.jobId)));
+    // So far both lived: neither may have taken a claim of the other's.
+    expect(behind.logged('warn', /Took over/)).toEqual([]);
+    expect(ahead.logged('warn', /Took over/)).toEqual([]);
     await ahead.kill();
+    // Every claim the dead replica held is among these (none can have expired yet: leases of 2 s).
+    const heldAtKill = (await heldClaims(spec.redis.redis, keys)).length;
     await waitUntil('every failure of the second batch handled', async () => new Set((await runs()).filter((r) => r.phase === 'end' && second.includes(r.jobId)).map((r) => r.jobId)).size === 10, 20_000);
     await behind.stop();
 
@@ -159,10 +164,12 @@ describe('app instances in processes of their own', () => {
     const byJob = new Map<string, number>();
     for (const run of ends) byJob.set(run.jobId, (byJob.get(run.jobId) ?? 0) + 1);
     expect([...byJob.keys()].sort()).toEqual([...first, ...second, ...swept].sort());
-    // A run cut short by the kill may start again elsewhere; none ends twice, and the
-    // replicas never took each other's live claims.
+    // A run cut short by the kill may start again elsewhere; none ends twice. After the kill
+    // the survivor took over only what was held then, in one pass or more (the take-over and
+    // the stream's recovery of the dead consumer's entries may each find some first).
     expect([...byJob.values()].filter((count) => count > 1)).toEqual([]);
-    expect(behind.logged('warn', /Took over/).length).toBeLessThanOrEqual(1);
+    const takenOver = behind.logged('warn', /Took over/).reduce((sum, line) => sum + Number(/Took over (\d+)/.exec(line)?.[1]), 0);
+    expect(takenOver).toBeLessThanOrEqual(heldAtKill);
     expect(ahead.logged('warn', /Took over/)).toEqual([]);
   });
 
