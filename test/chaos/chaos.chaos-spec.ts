@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { FlowProducer, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { LiveSource } from 'nestjs-flow-failure';
-import { runBehaviour, uniquePrefix, waitUntil } from '../support/harness.js';
+import { claimsTakenOver, runBehaviour, uniquePrefix, waitUntil } from '../support/harness.js';
 import { type OwnRedisServer, startRedisServer } from '../support/redis-server.mjs';
 import { AppFleet } from './app-fleet.js';
 import { CHAOS_QUEUES, type PlacedFlow, chaosFlow, kindOf, placed } from './chaos-flows.js';
@@ -117,7 +117,7 @@ describe('chaos', () => {
         await fleet.stopAll();
 
         const result = await tally(redis, prefix, flows, kills);
-        const takenOver = [...fleet.output.matchAll(/Took over (\d+) claim/g)].reduce((n, m) => n + Number(m[1]), 0);
+        const takenOver = claimsTakenOver(fleet.output);
         console.log(
           `${line(`chaos (sources: ${label})`, result, fleet.kills, restarts)}\n` +
             `  ${fleet.gracefulStops} graceful (rolling) restarts; ${takenOver} claims of killed processes taken over; ` +

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { describe, expect, test } from '@jest/globals';
 import type { Job } from 'bullmq';
-import { type AppSpec, type TestApp, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
+import { type AppSpec, type TestApp, claimsTakenOver, recordingHandlers, settle, uniquePrefix, waitUntil } from '../support/harness.js';
 import { claimStore, heldClaims, moduleKeys, ownerOf, watchReservations } from '../support/internals.js';
 import { specResources } from '../support/spec-resources.js';
 
@@ -28,9 +28,7 @@ describe("a Worker's reservations", () => {
       queueName: 'orders',
       children: [{ name: 'charge', queueName: 'payments', data: { fail: true, sleepMs }, opts: { failParentOnFailure: true } }],
     });
-  /** 'Took over N claim(s)' warnings of an app, summed. */
-  const takenOver = (app: TestApp) =>
-    app.logger.lines.reduce((sum, line) => sum + Number(/Took over (\d+) claim/.exec(line.message)?.[1] ?? 0), 0);
+  const takenOver = (app: TestApp) => claimsTakenOver(app.logger.lines.map((line) => line.message).join('\n'));
 
   test('a charge failing early runs its handlers on the reservation, one failing after two thirds of leaseMs claims first; each runs once', async () => {
     // A 1.5 s lease: a failure within 1 s of its job's start runs its handlers before claiming

@@ -376,6 +376,11 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
   }
 }
 
+/** The claims a log says were taken over: its 'Took over N claim(s)' warnings, summed. */
+export function claimsTakenOver(log: string): number {
+  return [...log.matchAll(/Took over (\d+) claim/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
 /** Timers that keep the process alive (an unref'd one does not): a closed app must leave none of its own. */
 export function aliveTimers(): number {
   return process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
