@@ -41,8 +41,12 @@ export interface ReadFailure {
 
 /** What one read did: entries read from each stream (in the order given), and the failures it answered. */
 export interface FailureRead {
-  /** `more`: the stream may hold entries this read did not reach. */
-  streams: { stream: string; queueName: string; entries: number; lastId?: string; more: boolean }[];
+  /**
+   * `more`: the stream may hold entries this read did not reach. `readOn` ('behind'): the
+   * entries the script read on from a stream the blocking read did not return, as
+   * XREADGROUP gives them; they belong to that read.
+   */
+  streams: { stream: string; queueName: string; entries: number; lastId?: string; more: boolean; readOn: unknown[] }[];
   failures: ReadFailure[];
 }
 
@@ -52,6 +56,7 @@ export interface FailureRead {
  */
 export type ReadMode = 'behind' | 'new';
 
+const VALUES_PER_STREAM = 4;
 const VALUES_PER_FAILURE = 11;
 
 /** The arguments and the reply of read-and-claim.lua, built and read in this one place. */
@@ -82,8 +87,9 @@ export class ReadAndClaim {
 
   /**
    * This consumer's entries of each stream past the id `after` gives it ('0': from the
-   * start), up to `count` per stream, which a blocking read just handed it; no more than
-   * `room` claims (the failures past them come back unclaimed).
+   * start), up to `count` per stream, which a blocking read just handed it, and new
+   * entries of the streams it did not return (`readOn`); no more than `room` claims (the
+   * failures past them come back unclaimed).
    */
   behind(count: number, room: number, after: (stream: string) => string): Promise<FailureRead> {
     return this.run('behind', count, room, after);
@@ -108,11 +114,20 @@ export class ReadAndClaim {
 
   private decode(reply: unknown[]): FailureRead {
     const streams = this.streams.map((s, i) => {
-      const lastId = String(reply[3 * i + 1]);
-      return { stream: s.stream, queueName: s.queueName, entries: Number(reply[3 * i]), lastId: lastId === '' ? undefined : lastId, more: Number(reply[3 * i + 2]) === 1 };
+      const at = VALUES_PER_STREAM * i;
+      const lastId = String(reply[at + 1]);
+      const readOn = reply[at + 3];
+      return {
+        stream: s.stream,
+        queueName: s.queueName,
+        entries: Number(reply[at]),
+        lastId: lastId === '' ? undefined : lastId,
+        more: Number(reply[at + 2]) === 1,
+        readOn: Array.isArray(readOn) ? readOn : [],
+      };
     });
     const failures: ReadFailure[] = [];
-    for (let i = 3 * this.streams.length; i + VALUES_PER_FAILURE - 1 < reply.length; i += VALUES_PER_FAILURE) {
+    for (let i = VALUES_PER_STREAM * this.streams.length; i + VALUES_PER_FAILURE - 1 < reply.length; i += VALUES_PER_FAILURE) {
       const stream = this.streams[Number(reply[i]) - 1];
       if (!stream) continue;
       const named = String(reply[i + 4]);

@@ -18,8 +18,8 @@ describe('one bad failed job among good ones', () => {
   let server: OwnRedisServer;
   let redis: TestRedis;
   const apps: TestApp[] = [];
-  const start = async () => {
-    const app = await startApp({ prefix, redisUrl: server.url, handlers, withoutBull: true, options: { ...options, connection: { host: '127.0.0.1', port: server.port } } });
+  const start = async (more: { queues?: string[]; leaseMs?: number } = {}) => {
+    const app = await startApp({ prefix, redisUrl: server.url, handlers, withoutBull: true, options: { ...options, ...more, connection: { host: '127.0.0.1', port: server.port } } });
     apps.push(app);
     return app;
   };
@@ -114,7 +114,7 @@ describe('one bad failed job among good ones', () => {
     const claimed = await script.request(100, 100);
     await read;
     await loader.close();
-    expect([...(claimed ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(6);
+    expect([...(claimed?.jobs ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(6);
     await redis.redis.xtrim(keys.eventsStream('items'), 'MAXLEN', 0);
     await redis.redis.hset(keys.job('items', ids[0]), 'data', '{oops');
     await redis.redis.del(keys.job('items', ids[1]));
@@ -126,5 +126,30 @@ describe('one bad failed job among good ones', () => {
     await settle(app);
     expect(app.log.of('child').map((e) => e.jobId).sort()).toEqual(ids.filter((id) => id !== ids[1]).sort());
     expect(app.log.of('child').find((e) => e.jobId === ids[0])?.job).toBeUndefined();
+  });
+
+  test('a bad job the read script reaches on another stream than the one that woke its read: the entries it took are read again, none stays pending', async () => {
+    // Leases far longer than the test: only the reader's own re-read can deliver what the failing script took.
+    const app = await start({ queues: ['items', 'batches'], leaseMs: 120_000 });
+    await failChildren(1);
+    await waitUntil('the first item handled', () => app.log.runs.length >= 1);
+
+    // One command writes to both streams; the script behind the read that the first entry
+    // wakes reads on to the second, a failure whose job key holds a string: it fails there.
+    await redis.redis.set(keys.job('items', 'not-a-hash'), 'not a hash');
+    await redis.redis
+      .multi()
+      .xadd(keys.eventsStream('batches'), '*', 'event', 'waiting', 'jobId', 'some-batch')
+      .xadd(keys.eventsStream('items'), '*', 'event', 'failed', 'jobId', 'not-a-hash', 'failedReason', 'broken', 'prev', 'active')
+      .exec();
+    const lines = () => app.logger.lines.filter((line) => /Could not classify the failure of items:not-a-hash: WRONGTYPE/.test(line.message));
+    await waitUntil('the bad job set aside', () => lines().length === 1);
+    const pending = async () => (await Promise.all(['items', 'batches'].map((queue) => redis.redis.xpending(keys.eventsStream(queue), keys.group))))
+      .map(([count]) => count);
+    await waitUntil('no entry pending', async () => (await pending()).every((count) => count === 0));
+
+    await failChildren(1);
+    await waitUntil('the next item handled', () => app.log.runs.length >= 2);
+    expect(lines()).toHaveLength(1);
   });
 });

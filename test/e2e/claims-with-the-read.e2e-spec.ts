@@ -114,7 +114,7 @@ describe('claims taken with the stream read', () => {
     const claimed = await prefetch.request(500, 500);
     await read;
     await loader.close();
-    expect([...(claimed ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(15);
+    expect([...(claimed?.jobs ?? new Map()).values()].flatMap((hit) => hit.claimed?.granted ?? [])).toHaveLength(15);
     // And the entries are trimmed away: no stream read brings these failures back, and the
     // sweep finds them recorded. Only the expired claims tell what is left to do.
     for (const stream of streams.keys()) await spec.redis.redis.xtrim(stream, 'MAXLEN', 0);

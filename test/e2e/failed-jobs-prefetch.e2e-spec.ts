@@ -19,19 +19,31 @@ describe('the read-and-claim script behind each stream read', () => {
   let loader: JobLoader;
 
   /** One consumer: a blocking connection of its own (as each app instance has) and its prefetch. */
-  const consumer = (name: string, claimRules?: ReadClaimRules) => {
+  const consumer = (name: string, claimRules?: ReadClaimRules, queues = ['payments']) => {
     const blocking = spec.redis.connection();
-    const prefetch = failureReads(blocking, keys, name, ['payments'], loader, claimRules);
-    /** A read as the stream source sends it, with the prefetch right behind it. */
-    const read = async (room = 500) => {
-      const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, 'STREAMS', stream, '>');
+    // Asked first: the connection answers nothing else while its read is blocked.
+    const clientId = blocking.client('ID');
+    const prefetch = failureReads(blocking, keys, name, queues, loader, claimRules);
+    const streams = queues.map((queue) => keys.eventsStream(queue));
+    /**
+     * A read as the stream source sends it (blocking for up to `blockMs`, if given), with
+     * the prefetch right behind it: the entries handed, those it read on included.
+     */
+    const read = async (room = 500, blockMs?: number) => {
+      const block = blockMs === undefined ? [] : ['BLOCK', blockMs];
+      const reply = blocking.call('XREADGROUP', 'GROUP', keys.group, name, 'COUNT', 500, ...block, 'STREAMS', ...streams, ...streams.map(() => '>'));
       const prefetched = prefetch.request(500, room);
       const pairs = streamReplyPairs(await reply);
-      const found = await prefetched;
-      if (!found) throw new Error('the prefetch is paused');
-      return { pairs, found };
+      const behind = await prefetched;
+      if (!behind) throw new Error('the prefetch is paused');
+      return { pairs: [...pairs, ...behind.readOn], found: behind.jobs };
     };
-    return { prefetch, read };
+    /** Whether this consumer's connection is blocked in a read now. */
+    const blocked = async () => {
+      const id = String(await clientId);
+      return / flags=\w*b/.test(String(await spec.redis.redis.client('LIST', 'ID', id)));
+    };
+    return { prefetch, read, blocked };
   };
   const failed = (...jobs: Job[]) =>
     waitUntil('the jobs failed', async () => (await Promise.all(jobs.map((job) => job.getState()))).every((state) => state === 'failed'));
@@ -76,11 +88,37 @@ describe('the read-and-claim script behind each stream read', () => {
     // The failed child is the root cause too: nothing deeper failed it.
     const rootCause = { ...child, stacktrace: [expect.stringContaining('Error: reserve failed')] };
     expect(found.get(parentKey)?.facts).toEqual({ namedChild: { key: childKey, failed: true }, children: { ...none, failed: [child] }, rootCause });
-    await a.prefetch.received(first.pairs, []);
+    a.prefetch.received(first.pairs, []);
 
     // Another consumer was handed none of these entries; this one has nothing new past them.
     expect((await b.read()).found.size).toBe(0);
     expect((await a.read()).found.size).toBe(0);
+  });
+
+  test("reads on the streams a blocked read did not return: a child's failure, written with its parent's move, comes with that read", async () => {
+    const attempts = spec.closeAfter(new HeldAttempts(spec.redis, 'stock'));
+    await spec.redis.redis.xgroup('CREATE', keys.eventsStream('stock'), keys.group, '$', 'MKSTREAM');
+    const held = await attempts.running(1, 'payments');
+    const parentId = (await spec.redis.queue('stock').getJob(held.attempt.jobId))?.parent?.id as string;
+    const g = consumer('g', undefined, ['payments', 'stock']);
+    // What the flow wrote so far, as the stream source takes it: the next read waits for new entries.
+    g.prefetch.received((await g.read()).pairs, []);
+    const reading = g.read(500, 10_000);
+    await waitUntil('the read blocks', g.blocked);
+
+    // One BullMQ command fails the child in 'stock' and moves its parent in 'payments'.
+    await held.fail();
+    const { pairs, found } = await reading;
+    const events = pairs.flatMap(([stream, entries]) =>
+      entries.map((entry) => {
+        const fields = (entry as [string, string[]])[1];
+        return `${stream}: ${fields[fields.indexOf('event') + 1]} ${fields[fields.indexOf('jobId') + 1]}`;
+      }),
+    );
+    expect(events).toEqual(
+      expect.arrayContaining([`${keys.eventsStream('payments')}: waiting ${parentId}`, `${keys.eventsStream('stock')}: failed ${held.attempt.jobId}`]),
+    );
+    expect(found.get(jobKey(prefix, 'stock', held.attempt.jobId))?.job?.failedReason).toBe('failed');
   });
 
   test('pauses once failures are rare (16 reads without one), and runs again after a read that holds one', async () => {
@@ -88,10 +126,10 @@ describe('the read-and-claim script behind each stream read', () => {
     const failure: FailureSignal = { source: 'stream', queueName: 'payments', jobId: 'gone' };
     for (let i = 0; i < 16; i++) {
       expect(prefetch.request(500, 500)).toBeDefined();
-      await prefetch.received([], []);
+      prefetch.received([], []);
     }
     expect(prefetch.request(500, 500)).toBeUndefined();
-    await prefetch.received([], [failure]);
+    prefetch.received([], [failure]);
     expect(prefetch.request(500, 500)).toBeDefined();
   });
 
@@ -119,7 +157,7 @@ describe('the read-and-claim script behind each stream read', () => {
     });
     expect(found.get(jobKey(prefix, 'payments', retried.id as string))?.claimed).toBeUndefined();
     const signals: FailureSignal[] = [terminal, retried].map((job) => ({ source: 'stream', queueName: 'payments', jobId: job.id as string }));
-    await prefetch.received(pairs, signals, Promise.resolve(found));
+    prefetch.received(pairs, signals, found);
     expect(signals.map((signal) => signal.claimed?.granted.length)).toEqual([2, undefined]);
 
     // The read took them in the same occurrence, leases and states as the claim script: nobody gets them again.

@@ -35,10 +35,22 @@ export class HeldAttempts {
     );
   }
 
-  /** A job whose attempt number `attempt` (the earlier ones failed at once) is running now. */
-  async running(attempt = 1): Promise<HeldAttempt> {
+  /**
+   * A job whose attempt number `attempt` (the earlier ones failed at once) is running now;
+   * with `parentQueue`, the child of a parent there that it fails (failParentOnFailure).
+   */
+  async running(attempt = 1, parentQueue?: string): Promise<HeldAttempt> {
     const queue = this.redis.queue(this.queueName);
-    const job = await queue.add('charge', { holdAttempt: attempt }, { attempts: attempt });
+    const data = { holdAttempt: attempt };
+    const job = parentQueue
+      ? ((
+          await this.redis.flows.add({
+            name: 'settle',
+            queueName: parentQueue,
+            children: [{ name: 'charge', queueName: this.queueName, data, opts: { attempts: attempt, failParentOnFailure: true } }],
+          })
+        ).children?.[0].job as Job)
+      : await queue.add('charge', data, { attempts: attempt });
     const jobId = job.id as string;
     await waitUntil(`attempt ${attempt} of job ${jobId} running`, () => this.held.has(jobId));
     return {

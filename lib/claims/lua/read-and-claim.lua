@@ -4,10 +4,14 @@
   'behind': sent on the blocking connection right behind XREADGROUP, it waits in Redis's
   input buffer and runs the moment the read is served. It reads this consumer's entries
   past the given ids (XREADGROUP with an id, which also counts one more delivery of each),
-  so what other replicas were handed is not loaded here. Every failure entry is answered,
-  claimed while the claims taken stay within `room` (the rest unclaimed: the caller claims
-  them as it delivers them); the caller acknowledges the entries once their failures are
-  recorded.
+  so what other replicas were handed is not loaded here. Redis before 7.2 serves a read
+  blocked on several streams with the one stream that woke it, although the command that
+  woke it may have added to others too (BullMQ fails a child and moves its parent in one
+  script, each in its queue's stream): so each stream the read did not return is read on
+  here ('>'), and those entries go back whole, as part of the read. Every failure entry
+  is answered, claimed while the claims taken stay within `room` (the rest unclaimed: the
+  caller claims them as it delivers them); the caller acknowledges the entries once their
+  failures are recorded.
 
   'new': a catch-up's read, alone: it reads the entries past the group's position (those
   no consumer was handed yet), claims their failures and moves the group past them, since
@@ -48,8 +52,9 @@
     job's children are wanted, the number of handlers to claim and their keys
 
   Output:
-    per stream, in KEYS order: entries read, the id of the last one ('' if none), and 1
-    when it may hold more unread entries (else 0);
+    per stream, in KEYS order: entries read, the id of the last one ('' if none), 1 when
+    it may hold more unread entries (else 0), and ('behind') the entries it read on, as
+    XREADGROUP returns them (empty when none, and in mode 'new');
     then for each failure answered, eleven values: stream position (1-based), entry id,
     job id ('' when the entry has none: malformed), the job's hash (empty when the job is
     gone), the child key its failedReason names ('' if none), 1 if that child is among
@@ -226,21 +231,40 @@ if catchingUp then
       end
     end
     if read > 0 then moveGroup(setting.stream, from, last, read, entriesRead) end
-    out[3 * k - 2], out[3 * k - 1], out[3 * k] = read, last, more
+    out[4 * k - 3], out[4 * k - 2], out[4 * k - 1], out[4 * k] = read, last, more, {}
   end
 else
-  local streams = {}
-  for k = 1, #KEYS do
-    streams[k] = KEYS[k]
-    streams[#KEYS + k] = settings[k].after
+  -- XREADGROUP over `streams` from `ids` (one per stream), by stream key.
+  local function readGroup(streams, ids)
+    local args = {}
+    for i, stream in ipairs(streams) do
+      args[i] = stream
+      args[#streams + i] = ids[i]
+    end
+    local byStream = {}
+    for _, stream in ipairs(redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', unpack(args)) or {}) do
+      byStream[stream[1]] = stream[2]
+    end
+    return byStream
   end
-  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', unpack(streams))
-  local byStream = {}
-  for _, stream in ipairs(reply or {}) do byStream[stream[1]] = stream[2] end
+  local afterIds = {}
+  for k = 1, #KEYS do afterIds[k] = settings[k].after end
+  -- (A read of pending entries answers every stream, with an empty list when it has none.)
+  local handed = readGroup(KEYS, afterIds)
+  local unread, news = {}, {}
   for k = 1, #KEYS do
-    local entries = byStream[KEYS[k]] or {}
+    if #(handed[KEYS[k]] or {}) == 0 then
+      unread[#unread + 1] = KEYS[k]
+      news[#news + 1] = '>'
+    end
+  end
+  local readOn = #unread > 0 and readGroup(unread, news) or {}
+  for k = 1, #KEYS do
+    local more = readOn[KEYS[k]]
+    local entries = more or handed[KEYS[k]] or {}
     for _, entry in ipairs(entries) do room = room - readEntry(k, settings[k], entry) end
-    out[3 * k - 2], out[3 * k - 1], out[3 * k] = #entries, #entries > 0 and entries[#entries][1] or '', #entries >= count and 1 or 0
+    out[4 * k - 3], out[4 * k - 2], out[4 * k - 1] = #entries, #entries > 0 and entries[#entries][1] or '', #entries >= count and 1 or 0
+    out[4 * k] = more or {}
   end
 end
 for i = 1, #answers do out[#out + 1] = answers[i] end

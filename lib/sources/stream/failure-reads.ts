@@ -18,6 +18,18 @@ const READS_AFTER_A_FAILURE = 16;
 /** Jobs the script found, by job key, with the claims taken for them. */
 export type FoundJobs = Map<string, { job?: Job; facts: StoredFacts; claimed?: ReadClaims }>;
 
+/** What the script behind a blocking read found. */
+export interface ReadBehind {
+  jobs: FoundJobs;
+  /** Entries it read on, of the streams the blocking read did not return: they belong to that read. */
+  readOn: [stream: string, entries: unknown[]][];
+  /**
+   * The script failed. It may have read on before it did: those entries are this
+   * consumer's, pending, and only a read of its own pending entries hands them back.
+   */
+  failed: boolean;
+}
+
 /** A catch-up read: its failure signals, how many entries it went through, and whether a stream had more. */
 export interface CatchUpRead {
   signals: FailureSignal[];
@@ -31,7 +43,8 @@ export interface CatchUpRead {
  * The stream source's reads through read-and-claim.lua, on the blocking connection. At the
  * head of the streams the script runs right behind each blocking XREADGROUP (`request`):
  * Redis runs it the moment the read is served, and the failed jobs (and, when the stream
- * is the primary source, their claims) arrive with the entries. During a catch-up it reads
+ * is the primary source, their claims) arrive with the entries, along with the new entries
+ * of the streams the read did not return (`readOn`). During a catch-up it reads
  * alone (`catchUp`): it claims and acknowledges in Redis, and only the failures that took a
  * claim come back, not the thousands of other entries around them. Either way the
  * classifier asks Redis nothing for these failures, and the dispatcher waits for nothing.
@@ -53,24 +66,25 @@ export class FailureReads {
    * Call right after sending the read, before awaiting it; undefined while failures are rare.
    * Never rejects: on error the classifier loads the jobs itself.
    */
-  request(count: number, room: number): Promise<FoundJobs> | undefined {
+  request(count: number, room: number): Promise<ReadBehind> | undefined {
     if (this.readsLeft <= 0) return undefined;
     return this.script.behind(count, room, (stream) => this.lastRead.get(stream) ?? '0').then(
-      ({ failures }) => {
-        const found: FoundJobs = new Map();
+      ({ streams, failures }): ReadBehind => {
+        const jobs: FoundJobs = new Map();
         for (const failure of failures) {
           if (failure.jobId === '') continue; // the reader's own parse reports it
           const { job, facts } = this.unpack(failure);
           const key = this.keys.job(failure.queueName, failure.jobId);
           // Two entries of one job in one read (it failed, was retried and failed again): the
           // script read the same job twice, and what either entry claimed is held here.
-          const earlier = found.get(key);
+          const earlier = jobs.get(key);
           if (earlier?.claimed && failure.claimed) earlier.claimed.granted.push(...failure.claimed.granted);
-          else if (job || failure.claimed) found.set(key, { job, facts, claimed: failure.claimed });
+          else if (job || failure.claimed) jobs.set(key, { job, facts, claimed: failure.claimed });
         }
-        return found;
+        const readOn = streams.filter((s) => s.readOn.length > 0).map((s): [string, unknown[]] => [s.stream, s.readOn]);
+        return { jobs, readOn, failed: false };
       },
-      () => new Map(),
+      () => ({ jobs: new Map(), readOn: [], failed: true }),
     );
   }
 
@@ -131,11 +145,11 @@ export class FailureReads {
   }
 
   /**
-   * What a read handed this consumer (the entries, and the failure signals made of them):
-   * the next script starts after these entries, and each signal gets its job, facts and
-   * claims where the script found them.
+   * What a read handed this consumer (the entries, those the script read on included, and
+   * the failure signals made of them): the next script starts after these entries, and
+   * each signal gets its job, facts and claims where the script found them.
    */
-  async received(pairs: readonly [string, unknown[]][], signals: readonly FailureSignal[], found?: Promise<FoundJobs>): Promise<void> {
+  received(pairs: readonly [string, unknown[]][], signals: readonly FailureSignal[], jobs?: FoundJobs): void {
     this.readsLeft = signals.length > 0 ? READS_AFTER_A_FAILURE : this.readsLeft - 1;
     for (const [stream, entries] of pairs) {
       const last: unknown = entries.at(-1);
@@ -143,8 +157,7 @@ export class FailureReads {
       const before = this.lastRead.get(stream);
       if (!before || compareIds(last[0], before) > 0) this.lastRead.set(stream, last[0]);
     }
-    if (!found) return;
-    const jobs = await found;
+    if (!jobs) return;
     for (const signal of signals) {
       const hit = signal.job ? undefined : jobs.get(this.keys.job(signal.queueName, signal.jobId));
       if (!hit) continue;

@@ -17,6 +17,8 @@ interface StreamBatch {
   full: boolean;
   /** Ends the hold on the room that claims taken by the read keep until their delivery counts them. */
   release?: () => void;
+  /** Entries may have been handed to this consumer that the batch does not hold: read its own pending entries next. */
+  rereadOwn?: boolean;
 }
 
 export interface StreamSourceOptions {
@@ -182,6 +184,7 @@ export class StreamSource {
         const [batch] = await Promise.all([reading, looked]);
         if (batch.count > 0) this.failureShare = 0.8 * this.failureShare + 0.2 * (batch.signals.length / batch.count);
         if (ownPending && batch.count === 0) ownPending = false;
+        if (batch.rereadOwn) ownPending = true;
         backlog = batch.full;
         // Settles once the failures are recorded (their acknowledgement follows later), or once
         // a failure to record them is handled.
@@ -237,11 +240,15 @@ export class StreamSource {
       'COUNT', count, 'BLOCK', BLOCK_MS, 'STREAMS', ...streams, ...ids,
     );
     // As a backup, nearly every failure read is one the Workers recorded already: its job is not wanted.
-    const found = this.backupPauseMs === 0 ? this.reads.request(count, this.capacity.room()) : undefined;
+    const requested = this.backupPauseMs === 0 ? this.reads.request(count, this.capacity.room()) : undefined;
     const pairs = streamReplyPairs(await read);
+    // Its reply comes right behind the read's, with what it read on of the other streams.
+    const behind = await requested;
+    if (behind) pairs.push(...behind.readOn);
     if (tracing.streamRead.hasSubscribers) tracing.streamRead.publish({ pairs });
     const batch = this.parse(pairs, count);
-    await this.reads.received(pairs, batch.signals, found);
+    this.reads.received(pairs, batch.signals, behind?.jobs);
+    if (behind?.failed) batch.rereadOwn = true;
     return batch;
   }
 
