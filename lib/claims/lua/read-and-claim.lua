@@ -4,14 +4,14 @@
   'behind': sent on the blocking connection right behind XREADGROUP, it waits in Redis's
   input buffer and runs the moment the read is served. It reads this consumer's entries
   past the given ids (XREADGROUP with an id, which also counts one more delivery of each),
-  so what other replicas were handed is not loaded here. Redis before 7.2 serves a read
-  blocked on several streams with the one stream that woke it, although the command that
-  woke it may have added to others too (BullMQ fails a child and moves its parent in one
-  script, each in its queue's stream): so each stream the read did not return is read on
-  here ('>'), and those entries go back whole, as part of the read. Every failure entry
-  is answered, claimed while the claims taken stay within `room` (the rest unclaimed: the
-  caller claims them as it delivers them); the caller acknowledges the entries once their
-  failures are recorded.
+  so what other replicas were handed is not loaded here. Redis 7.0 serves a read blocked
+  on several streams with the one stream that woke it, although the command that woke it
+  may have added to others too (BullMQ fails a child and moves its parent in one script,
+  each in its queue's stream; Valkey 8, from Redis 7.2, returns them all): so each stream
+  the read did not return is read on here ('>'), and those entries go back whole, as part
+  of the read. Every failure entry is answered, claimed while the claims taken stay within
+  `room` (the rest unclaimed: the caller claims them as it delivers them); the caller
+  acknowledges the entries once their failures are recorded.
 
   'new': a catch-up's read, alone: it reads the entries past the group's position (those
   no consumer was handed yet), claims their failures and moves the group past them, since
