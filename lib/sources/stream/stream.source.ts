@@ -163,7 +163,12 @@ export class StreamSource {
       backOff = false;
       if (this.stopping) break;
       try {
-        if (ownPending) await Promise.allSettled(batches); // re-read only what no batch is working on
+        if (ownPending) {
+          // Re-read only what no batch is working on, and nothing already recorded: its
+          // acknowledgement, otherwise up to ACK_DELAY_MS away, goes first.
+          await Promise.allSettled(batches);
+          await this.acknowledgeRecorded();
+        }
         const behind = (backlog || waited) && !ownPending;
         // Behind the head (a backlog, or handlers that made it wait), BullMQ may have trimmed
         // entries the group has not read. XREADGROUP would skip them silently, and past them
