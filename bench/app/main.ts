@@ -46,7 +46,7 @@ class AppServer {
     stop: () => this.stop(),
   };
 
-  private async start(spec: AppSpec): Promise<{ startedAt: number; readyAt: number }> {
+  private async start(spec: AppSpec): Promise<{ startedAt: number; readyAt: number; cpuUs: number }> {
     if (this.app) throw new Error('already started');
     this.spec = spec;
     this.recorder = new Recorder(spec.record);
@@ -54,10 +54,11 @@ class AppServer {
     // Before the app: the module makes its instruments as it starts.
     if (variantSpec(spec.variant).telemetry) this.stopTelemetry = registerTelemetrySdk();
     const startedAt = preciseNow();
+    const cpu = process.cpuUsage();
     const bench = buildBenchApp(spec, this.recorder);
     this.app = await NestFactory.createApplicationContext(bench.module, { logger: ['error', 'warn'] });
     this.workers = bench.processors.map((processor) => this.app!.get(processor).worker);
-    return { startedAt, readyAt: preciseNow() };
+    return { startedAt, readyAt: preciseNow(), cpuUs: cpu.user + cpu.system };
   }
 
   private async workersDo(action: WorkerAction): Promise<{ at: number }> {

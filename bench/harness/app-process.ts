@@ -41,7 +41,7 @@ export class AppProcess {
   }
 
   /** Forks an app process and starts the app of `spec.variant` in it. */
-  static async launch(spec: AppSpec, options: LaunchOptions = {}): Promise<{ app: AppProcess; startedAt: number; readyAt: number }> {
+  static async launch(spec: AppSpec, options: LaunchOptions = {}): Promise<{ app: AppProcess; startedAt: number; readyAt: number; cpuUs: number }> {
     const execArgv = ['--expose-gc'];
     if (options.profileDir) {
       mkdirSync(options.profileDir, { recursive: true });
@@ -49,8 +49,8 @@ export class AppProcess {
     }
     const child = fork(join(benchDistDir(), 'app', 'main.js'), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const app = new AppProcess(child, spec);
-    const { startedAt, readyAt } = await app.request('start', spec);
-    return { app, startedAt, readyAt };
+    const { startedAt, readyAt, cpuUs } = await app.request('start', spec);
+    return { app, startedAt, readyAt, cpuUs };
   }
 
   request<K extends RequestKind>(kind: K, body: Protocol[K]['request']): Promise<Protocol[K]['reply']> {

@@ -42,6 +42,8 @@ interface CatchUpResult {
   bootMs: number;
   /** App start -> the handler start of the last failure it handled, ms. */
   catchUpMs: number;
+  /** The app process's CPU (user + system, its garbage collector's threads included) from the Nest app's creation until it was idle after the catch-up, ms. */
+  appCpuMs: number;
   perSecond: number;
   /** BENCH_TRACE: the module's stages during the catch-up. */
   trace?: TraceReport;
@@ -102,7 +104,7 @@ export const catchUpScenario: Scenario = async (context) => {
     tables: [
       {
         title: `Catch-up: ${format.int(failures)} failures (${failures / 2} fail-parent flows) while the app was down, then the app starts (median of ${rounds} rounds)`,
-        columns: ['variant', 'failed entries', 'handled', 'runs', 'exactly once', 'boot ms', 'catch-up ms', 'rounds ms', 'failures/s', 'speed ratio'],
+        columns: ['variant', 'failed entries', 'handled', 'runs', 'exactly once', 'boot ms', 'catch-up ms', 'rounds ms', 'app CPU ms', 'failures/s', 'speed ratio'],
         rows: results.map((r) => [
           r.name,
           `${format.int(r.failedEntries)} of ${format.int(r.failures)}`,
@@ -112,11 +114,13 @@ export const catchUpScenario: Scenario = async (context) => {
           format.int(r.bootMs),
           format.int(r.catchUpMs),
           (r.roundsMs ?? []).join(' '),
+          format.int(r.appCpuMs),
           format.int(r.perSecond),
           format.ratio(speed(r)),
         ]),
         notes: [
           "catch-up ms: from the app process creating the Nest app to the last handler start (boot included for both); for the reader, of the failures it can see.",
+          "app CPU ms: the app process's CPU (user + system, the garbage collector's threads included) from creating the Nest app until idle after the catch-up, in the median round: less noisy than the time on a shared machine.",
           `speed ratio = the reader's time / this time, same layout (target >= ${TARGET_SPEED}x, with every failure handled). The reader has no exactly-once: a second replica or a restart reads everything again.`,
           `failed entries: 'failed' events still in the streams at start (${eventsMaxLen ? `streams.events.maxLen ${format.int(eventsMaxLen)}` : "BullMQ's default stream length"}); the rest were trimmed, and only the module handles those (its sweep reads the failed sets).`,
           '(service): the app has no Workers, as a compensation service that watches queues it does not process.',
@@ -150,11 +154,12 @@ async function measure(context: ScenarioContext, variant: VariantName, layout: L
     const expected = variant === VARIANTS[0] ? failedEntries : failures;
 
     // 3. The app starts again; how long until every failure's handler ran?
-    const { app, startedAt, readyAt } = await launchApp(context, 'catchup', spec);
+    const { app, startedAt, readyAt, cpuUs } = await launchApp(context, 'catchup', spec);
     try {
       await app.request('workers', { action: 'run' });
       await waitForRuns(app, expected, 120_000);
       await app.request('idle', { timeoutMs: IDLE_TIMEOUT_MS });
+      const usage = await app.request('usage', { gc: false });
       const { samples } = await app.request('collect', {});
       const trace = await app.request('trace', { reset: false });
       const distinct = new Set(samples.map((s) => `${s.queueName}:${s.jobId}`)).size;
@@ -174,6 +179,7 @@ async function measure(context: ScenarioContext, variant: VariantName, layout: L
         exactlyOnce: samples.length === expected && distinct === expected,
         bootMs: readyAt - startedAt,
         catchUpMs,
+        appCpuMs: (usage.cpuUserUs + usage.cpuSystemUs - cpuUs) / 1000,
         perSecond: distinct / (catchUpMs / 1000),
         trace,
       };

@@ -75,7 +75,8 @@ export interface TraceReport {
 
 /** Request -> reply types of the IPC between the bench process and an app process. */
 export interface Protocol {
-  start: { request: AppSpec; reply: { startedAt: number; readyAt: number } };
+  /** `cpuUs`: process.cpuUsage() (user + system, µs) as the app is created. */
+  start: { request: AppSpec; reply: { startedAt: number; readyAt: number; cpuUs: number } };
   workers: { request: { action: WorkerAction }; reply: { at: number } };
   status: { request: Record<string, never>; reply: AppStatus };
   usage: { request: { gc: boolean }; reply: Usage };
