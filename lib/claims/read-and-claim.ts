@@ -109,21 +109,21 @@ export class ReadAndClaim {
   private async run(mode: ReadMode, count: number, room: number, after: (stream: string) => string): Promise<FailureRead> {
     const args: ScriptArg[] = [this.keys.group, this.consumer, count, mode, room, Math.max(1, this.nextFirst), ...this.sharedArgs];
     this.streams.forEach((s, i) => args.push(after(s.stream), ...this.streamArgs[i]));
-    return this.decode((await this.scripts.run('readAndClaim', this.streamKeys, args)) as unknown[]);
+    return this.decode(JSON.parse(String(await this.scripts.run('readAndClaim', this.streamKeys, args))) as unknown[]);
   }
 
   private decode(reply: unknown[]): FailureRead {
     const streams = this.streams.map((s, i) => {
       const at = VALUES_PER_STREAM * i;
       const lastId = String(reply[at + 1]);
-      const readOn = reply[at + 3];
+      const readOn = list(reply[at + 3]);
       return {
         stream: s.stream,
         queueName: s.queueName,
         entries: Number(reply[at]),
         lastId: lastId === '' ? undefined : lastId,
         more: Number(reply[at + 2]) === 1,
-        readOn: Array.isArray(readOn) ? readOn : [],
+        readOn,
       };
     });
     const failures: ReadFailure[] = [];
@@ -131,23 +131,28 @@ export class ReadAndClaim {
       const stream = this.streams[Number(reply[i]) - 1];
       if (!stream) continue;
       const named = String(reply[i + 4]);
-      const children = reply[i + 6] as unknown[];
-      const cause = reply[i + 7] as unknown[];
+      const children = list(reply[i + 6]);
+      const cause = list(reply[i + 7]);
       const occurrenceId = String(reply[i + 8]);
       failures.push({
         queueName: stream.queueName,
         entryId: String(reply[i + 1]),
         jobId: String(reply[i + 2]),
-        hash: reply[i + 3] as unknown[],
+        hash: list(reply[i + 3]),
         namedChild: named === '' ? undefined : { key: named, failed: Number(reply[i + 5]) === 1 },
         children: children.length > 0 ? children : undefined,
         rootCause: cause.length === 4 ? { key: String(cause[0]), name: String(cause[1]), failedReason: String(cause[2]), stacktrace: String(cause[3]) } : undefined,
         claimed:
           occurrenceId === ''
             ? undefined
-            : { occurrenceId, granted: grantedClaims(reply[i + 9] as unknown[], () => occurrenceId), firstRecorded: Number(reply[i + 10]) === 1 },
+            : { occurrenceId, granted: grantedClaims(list(reply[i + 9]), () => occurrenceId), firstRecorded: Number(reply[i + 10]) === 1 },
       });
     }
     return { streams, failures };
   }
+}
+
+/** A list of the script's reply: cjson encodes an empty Lua table as {}. */
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
 }

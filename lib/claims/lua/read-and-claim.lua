@@ -51,7 +51,10 @@
     by 'new'), the queue, its job key prefix (`<prefix>:<queue>:`), '1' when a failed
     job's children are wanted, the number of handlers to claim and their keys
 
-  Output:
+  Output: one JSON string (cjson) of the list below, in which an empty list may read as
+  {}. A reply of 100 failures holds thousands of small strings (each job's hash above
+  all), which ioredis decodes one RESP value at a time, several times slower than
+  JSON.parse reads the same in one string. The list:
     per stream, in KEYS order: entries read, the id of the last one ('' if none), 1 when
     it may hold more unread entries (else 0), and ('behind') the entries it read on, as
     XREADGROUP returns them (empty when none, and in mode 'new');
@@ -268,4 +271,4 @@ else
   end
 end
 for i = 1, #answers do out[#out + 1] = answers[i] end
-return out
+return cjson.encode(out)
