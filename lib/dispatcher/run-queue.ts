@@ -58,9 +58,18 @@ export class RunQueue {
     return this.queued.length + this.running.size + this.settling.size + this.promised;
   }
 
-  /** How many more runs this instance should take now: it claims what it can run soon, and leaves the rest to other replicas. */
+  /**
+   * How many more runs this instance should take now: it claims what it can run soon, and
+   * leaves the rest to other replicas. A run whose handler returned is no longer work for
+   * this instance, only an outcome on its way to Redis: those count only past a second
+   * limit (a Redis that is slow to settle still stops the sources). Counted in full, they
+   * kept a catch-up's next read waiting for the last batch's outcomes, whose reply waits
+   * in Redis behind that very read's script.
+   */
   get room(): number {
-    return Math.max(0, this.options.backlogLimit - this.backlog);
+    const settlingOverLimit = Math.max(0, this.settling.size - this.options.backlogLimit);
+    const taken = this.queued.length + this.running.size + this.promised + settlingOverLimit;
+    return Math.max(0, this.options.backlogLimit - taken);
   }
 
   /** Nothing queued, running, being settled or waiting to retry. */

@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { RunQueue } from '../../lib/dispatcher/run-queue.js';
+import type { Run } from '../../lib/dispatcher/run.js';
 
 /**
  * The run queue's backpressure, as sources see it: `room` and `whenRoom`. Runs that
@@ -63,5 +64,39 @@ describe('RunQueue backpressure', () => {
     await runs.stop();
     await waiting;
     void held;
+  });
+
+  test('a run whose handler returned frees its place; runs being settled count only past a second limit', async () => {
+    const outcomes: (() => void)[] = [];
+    const runs = new RunQueue(
+      { settle: () => new Promise<boolean>((resolve) => outcomes.push(() => resolve(true))) } as never,
+      { hold: () => undefined, unhold: () => undefined } as never,
+      { concurrency: 2, handlerBackoffMs: 0, leaseMs: 1000, handlerTimeoutMs: 1000, backlogLimit: 2 },
+      { add: async () => undefined },
+      { attempt: () => ({ end: () => undefined }) },
+      () => undefined,
+    );
+    const run = (n: number) =>
+      ({ handlerKey: 'h', occurrenceId: `o${n}`, attempt: 1, maxAttempt: 1, event: {}, binding: { name: 'H.h', invoke: async () => undefined } }) as unknown as Run;
+    const outcomesPending = async (count: number) => {
+      while (outcomes.length < count) await new Promise((resolve) => setImmediate(resolve));
+    };
+    runs.enqueue(run(1));
+    runs.enqueue(run(2));
+    expect(runs.room).toBe(0);
+    await outcomesPending(2);
+    // Both handlers returned; their outcomes are on their way to Redis.
+    expect(runs.room).toBe(2);
+    expect(runs.backlog).toBe(2);
+    expect(runs.idle).toBe(false);
+    runs.enqueue(run(3));
+    runs.enqueue(run(4));
+    await outcomesPending(4);
+    // Four outcomes being written: two past the second limit.
+    expect(runs.room).toBe(0);
+    for (const resolve of outcomes.splice(0)) resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(runs.room).toBe(2);
+    expect(runs.idle).toBe(true);
   });
 });
