@@ -80,7 +80,12 @@ export class Telemetry {
 
   private constructor(private readonly api?: OtelApi) {
     if (!api) return;
-    const meter = (this.meter = api.metrics.getMeter(INSTRUMENTATION_NAME));
+    this.tracer = api.trace.getTracer(INSTRUMENTATION_NAME);
+    const meter = api.metrics.getMeter(INSTRUMENTATION_NAME);
+    // No SDK registered: the API's no-op meter, for good (its instruments never reach a
+    // provider registered later). Counting series for it cost a catch-up about 2 % of its CPU.
+    if (meter === api.createNoopMeter?.()) return;
+    this.meter = meter;
     meter
       .createObservableCounter('flow_failure.failures', {
         description: 'Failure occurrences, each counted once among replicas (a job failing as parent and as child counts for each kind)',
@@ -98,7 +103,6 @@ export class Telemetry {
       advice: { explicitBucketBoundaries: DELAY_BUCKETS },
     });
     this.gaps = meter.createCounter('flow_failure.stream.gaps', { description: 'Ranges of an events stream trimmed before the group read them' });
-    this.tracer = api.trace.getTracer(INSTRUMENTATION_NAME);
   }
 
   /** Loads the OpenTelemetry API if the app has it installed. */
