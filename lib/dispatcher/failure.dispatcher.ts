@@ -363,8 +363,9 @@ export class FailureDispatcher {
     if (this.startedHere.first(run)) this.runs.enqueue(run);
   }
 
-  private run(claim: GrantedClaim, match: HandlerMatch): Run {
-    return { ...claim, ...match, maxAttempt: this.options.handlerAttempts };
+  /** Field by field: two object spreads per run were a visible part of a catch-up's CPU profile. */
+  private run({ handlerKey, occurrenceId, attempt }: GrantedClaim, { binding, event, settledTimeoutMs }: HandlerMatch): Run {
+    return { handlerKey, occurrenceId, attempt, binding, event, settledTimeoutMs, maxAttempt: this.options.handlerAttempts };
   }
 }
 
