@@ -363,7 +363,7 @@ export class FailureDispatcher {
     if (this.startedHere.first(run)) this.runs.enqueue(run);
   }
 
-  /** Field by field: two object spreads per run were a visible part of a catch-up's CPU profile. */
+  /** Field by field: two object spreads per run are a visible part of a catch-up's CPU profile. */
   private run({ handlerKey, occurrenceId, attempt }: GrantedClaim, { binding, event, settledTimeoutMs }: HandlerMatch): Run {
     return { handlerKey, occurrenceId, attempt, binding, event, settledTimeoutMs, maxAttempt: this.options.handlerAttempts };
   }

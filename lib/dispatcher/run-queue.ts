@@ -62,9 +62,9 @@ export class RunQueue {
    * How many more runs this instance should take now: it claims what it can run soon, and
    * leaves the rest to other replicas. A run whose handler returned is no longer work for
    * this instance, only an outcome on its way to Redis: those count only past a second
-   * limit (a Redis that is slow to settle still stops the sources). Counted in full, they
-   * kept a catch-up's next read waiting for the last batch's outcomes, whose reply waits
-   * in Redis behind that very read's script.
+   * limit (a Redis that is slow to settle still stops the sources), so that a catch-up's
+   * next read does not wait for the last batch's outcomes, whose reply waits in Redis
+   * behind that very read's script.
    */
   get room(): number {
     const settlingOverLimit = Math.max(0, this.settling.size - this.options.backlogLimit);
