@@ -170,8 +170,12 @@ export class FailureDispatcher {
     const request = { occurrenceId: occurrence.id, snapshot: toSnapshot(occurrence), handlerKeys: [handlerKey] };
     const { granted } = await this.claims.claim([request], { revive: true, markerTtlMs: this.options.markerTtlMs });
     if (granted.length === 0) return { ok: false, error: MESSAGES.notReplayable(), skipped: true };
+    const run = this.run(granted[0], target);
+    // A replay is one attempt, the one its claim grants.
+    run.maxAttempt = granted[0].attempt;
     return new Promise<RunResult>((resolve) => {
-      this.runs.enqueue({ ...granted[0], ...target, maxAttempt: granted[0].attempt, done: resolve });
+      run.done = resolve;
+      this.runs.enqueue(run);
     });
   }
 

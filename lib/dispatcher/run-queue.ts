@@ -25,7 +25,7 @@ export interface RunQueueOptions {
  * outcome settled in Redis, a throw tried again after a doubling backoff while the claim
  * stays held, and a dead letter after the last attempt (run-rules.ts). A handler never
  * sees the job's Worker: nothing awaits a run but this queue. Sources wait here for room
- * (`whenBacklogBelow`) when the handlers are behind.
+ * (`whenRoom`) when the handlers are behind.
  */
 export class RunQueue {
   private readonly logger = new Logger('FlowFailureModule');
@@ -67,9 +67,8 @@ export class RunQueue {
    * behind that very read's script.
    */
   get room(): number {
-    const settlingOverLimit = Math.max(0, this.settling.size - this.options.backlogLimit);
-    const taken = this.queued.length + this.running.size + this.promised + settlingOverLimit;
-    return Math.max(0, this.options.backlogLimit - taken);
+    const settlingLetOff = Math.min(this.settling.size, this.options.backlogLimit);
+    return Math.max(0, this.options.backlogLimit - (this.backlog - settlingLetOff));
   }
 
   /** Nothing queued, running, being settled or waiting to retry. */

@@ -4,15 +4,16 @@ import type { Run } from '../../lib/dispatcher/run.js';
 
 /**
  * The run queue's backpressure, as sources see it: `room` and `whenRoom`. Runs that
- * deliveries under way may still add count against the limit before they are claimed. No
- * run is queued here, so no claim store or lease keeper is ever asked anything.
+ * deliveries under way may still add count against the limit before they are claimed.
+ * Where runs are queued, the claim store only settles (when the test says) and the lease
+ * keeper keeps nothing.
  */
 describe('RunQueue backpressure', () => {
-  const queue = (backlogLimit: number) =>
+  const queue = (backlogLimit: number, { concurrency = 1, settle = async () => true } = {}) =>
     new RunQueue(
-      {} as never,
-      {} as never,
-      { concurrency: 1, handlerBackoffMs: 0, leaseMs: 1000, handlerTimeoutMs: 1000, backlogLimit },
+      { settle } as never,
+      { hold: () => undefined, unhold: () => undefined } as never,
+      { concurrency, handlerBackoffMs: 0, leaseMs: 1000, handlerTimeoutMs: 1000, backlogLimit },
       { add: async () => undefined },
       { attempt: () => ({ end: () => undefined }) },
       () => undefined,
@@ -68,14 +69,7 @@ describe('RunQueue backpressure', () => {
 
   test('a run whose handler returned frees its place; runs being settled count only past a second limit', async () => {
     const outcomes: (() => void)[] = [];
-    const runs = new RunQueue(
-      { settle: () => new Promise<boolean>((resolve) => outcomes.push(() => resolve(true))) } as never,
-      { hold: () => undefined, unhold: () => undefined } as never,
-      { concurrency: 2, handlerBackoffMs: 0, leaseMs: 1000, handlerTimeoutMs: 1000, backlogLimit: 2 },
-      { add: async () => undefined },
-      { attempt: () => ({ end: () => undefined }) },
-      () => undefined,
-    );
+    const runs = queue(2, { concurrency: 2, settle: () => new Promise<boolean>((resolve) => outcomes.push(() => resolve(true))) });
     const run = (n: number) =>
       ({ handlerKey: 'h', occurrenceId: `o${n}`, attempt: 1, maxAttempt: 1, event: {}, binding: { name: 'H.h', invoke: async () => undefined } }) as unknown as Run;
     const outcomesPending = async (count: number) => {
