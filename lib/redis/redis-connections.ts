@@ -10,6 +10,13 @@ import { type RedisTarget, describeCluster, startupNodesOf } from './redis-targe
 type RedisClient = Redis | Cluster;
 
 /**
+ * How often a connection made while Redis loads its data asks again whether it is done.
+ * ioredis waits the server's own loading estimate (up to 10 s) by default: a holder whose
+ * connection came in early would be back seconds after the others, its leases run out.
+ */
+const LOADING_CHECK_MS = 200;
+
+/**
  * ioredis 6 can speak RESP3; 'legacy' keeps its map replies in RESP2's flat shape, which the
  * sources parse. ioredis 5 has no such option (and speaks RESP2 only): spread, not written
  * in the options literal, so the source compiles against both.
@@ -169,6 +176,7 @@ function nodeOverrides(role: Role): RedisOptions {
     ...LEGACY_REPLIES,
     connectionName: role.connectionName,
     maxRetriesPerRequest: null,
+    maxLoadingRetryTime: LOADING_CHECK_MS,
     // ioredis waits this long for a socket to close on disconnect, even one that is long dead
     // (Redis gone): keep it short so closing the app leaves no timer running for 2 s.
     disconnectTimeout: 200,
