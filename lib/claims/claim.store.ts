@@ -44,6 +44,8 @@ export class ClaimStore {
     private readonly dedupTtlMs: number,
     /** How long an occurrence with a dead handler is kept: the dead letters' retention. */
     private readonly deadLetterTtlMs: number,
+    /** LeaseTrust.takeExpiredOn: whether (on which server) a claim may take an expired lease. */
+    private readonly takeExpiredOn: () => string,
   ) {}
 
   /**
@@ -87,7 +89,7 @@ export class ClaimStore {
 
   private async claimChunk(mode: ClaimMode, requests: readonly ClaimRequest[], markerTtlMs: number): Promise<ClaimResult> {
     const keys = [this.keys.leases, ...requests.map((r) => this.keys.occurrence(r.occurrenceId))];
-    const args: ScriptArg[] = [this.owner, this.leaseMs, mode];
+    const args: ScriptArg[] = [this.owner, this.leaseMs, mode, this.takeExpiredOn()];
     for (const { occurrenceId, snapshot, handlerKeys, failedAttempt } of requests) {
       const ttl = handlerKeys.length > 0 ? this.dedupTtlMs : markerTtlMs;
       const reservation = failedAttempt ? this.keys.reservation(failedAttempt) : '';
@@ -102,11 +104,12 @@ export class ClaimStore {
   }
 
   /**
-   * The claim arguments of read-and-claim.lua: leases key, occurrence key prefix, owner,
-   * leaseMs, the occurrence's ttl and the reservation key prefix.
+   * The claim arguments of read-and-claim.lua, for a read about to be sent: leases key,
+   * occurrence key prefix, owner, leaseMs, the occurrence's ttl, the reservation key prefix
+   * and takeExpiredOn.
    */
   readClaimArgs(): ScriptArg[] {
-    return [this.keys.leases, this.keys.occurrencePrefix, this.owner, this.leaseMs, this.dedupTtlMs, this.keys.reservationPrefix];
+    return [this.keys.leases, this.keys.occurrencePrefix, this.owner, this.leaseMs, this.dedupTtlMs, this.keys.reservationPrefix, this.takeExpiredOn()];
   }
 
   /**
@@ -195,9 +198,9 @@ export class ClaimStore {
     return lost;
   }
 
-  /** Claims whose holder stopped renewing them. */
-  async expired(limit: number): Promise<HeldClaim[]> {
-    const members = (await this.scripts.run('expiredLeases', [this.keys.leases], [limit])) as string[];
+  /** Claims whose holder stopped renewing them; `handedBackOnly`: those their holder handed back (lease.lua 'release'). */
+  async expired(limit: number, handedBackOnly = false): Promise<HeldClaim[]> {
+    const members = (await this.scripts.run('expiredLeases', [this.keys.leases], [limit, handedBackOnly ? '1' : '0'])) as string[];
     return members.map(parseClaimMember).filter((m): m is HeldClaim => m !== undefined);
   }
 

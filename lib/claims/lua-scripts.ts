@@ -4,6 +4,7 @@ import claimOccurrence from './lua/includes/claim-occurrence.lua';
 import formats from './lua/includes/formats.lua';
 import keepOccurrence from './lua/includes/keep-occurrence.lua';
 import now from './lua/includes/now.lua';
+import serverRunId from './lua/includes/server-run-id.lua';
 import children from './lua/children-1.lua';
 import claim from './lua/claim.lua';
 import discard from './lua/discard-1.lua';
@@ -16,6 +17,7 @@ import recorded from './lua/recorded.lua';
 import releaseLock from './lua/release-lock-1.lua';
 import releaseUnwanted from './lua/release-unwanted.lua';
 import reserve from './lua/reserve-2.lua';
+import runId from './lua/run-id-1.lua';
 import settle from './lua/settle.lua';
 import settled from './lua/settled.lua';
 
@@ -23,6 +25,7 @@ import settled from './lua/settled.lua';
 const INCLUDES: Readonly<Record<string, string>> = {
   'includes/now': now,
   'includes/formats': formats,
+  'includes/server-run-id': serverRunId,
   'includes/claim-occurrence': claimOccurrence,
   'includes/keep-occurrence': keepOccurrence,
   'includes/children-of': childrenOf,
@@ -50,6 +53,7 @@ const SCRIPTS = {
   park: { source: park },
   children: { source: children, keys: 1 },
   settled: { source: settled },
+  runId: { source: runId, keys: 1 },
 } satisfies Record<string, { source: string; keys?: number; immediate?: boolean }>;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -63,6 +63,8 @@ const VALUES_PER_FAILURE = 11;
 export class ReadAndClaim {
   private readonly streamKeys: string[];
   private readonly sharedArgs: ScriptArg[];
+  /** ClaimStore.readClaimArgs when the read claims; undefined when it only reads. */
+  private readonly claimArgs: (() => ScriptArg[]) | undefined;
   private readonly streamArgs: ScriptArg[][];
 
   constructor(
@@ -71,13 +73,12 @@ export class ReadAndClaim {
     private readonly keys: RedisKeys,
     private readonly consumer: string,
     private readonly streams: readonly ReadStream[],
-    /** ClaimStore.readClaimArgs when the read claims; undefined when it only reads. */
-    claimArgs: readonly ScriptArg[] | undefined,
+    claimArgs: (() => ScriptArg[]) | undefined,
     childrenPerGroup: number,
   ) {
     this.streamKeys = streams.map((s) => s.stream);
     this.sharedArgs = [FAILED_CHILDREN_SUFFIX, childrenPerGroup];
-    this.sharedArgs.push(...(claimArgs ? ['1', ...claimArgs] : ['0']));
+    this.claimArgs = claimArgs;
     this.claiming = claimArgs !== undefined;
     this.streamArgs = streams.map((s) => [s.queueName, keys.jobPrefix(s.queueName), s.askChildren ? '1' : '0', s.handlers.length, ...s.handlers]);
   }
@@ -108,6 +109,8 @@ export class ReadAndClaim {
 
   private async run(mode: ReadMode, count: number, room: number, after: (stream: string) => string): Promise<FailureRead> {
     const args: ScriptArg[] = [this.keys.group, this.consumer, count, mode, room, Math.max(1, this.nextFirst), ...this.sharedArgs];
+    // Asked at each read: whether an expired lease may be taken changes with outages.
+    args.push(...(this.claimArgs ? ['1', ...this.claimArgs()] : ['0']));
     this.streams.forEach((s, i) => args.push(after(s.stream), ...this.streamArgs[i]));
     return this.decode(JSON.parse(String(await this.scripts.run('readAndClaim', this.streamKeys, args))) as unknown[]);
   }

@@ -32,7 +32,7 @@ export class ClaimTakeover {
     private readonly restore: (occurrenceId: string) => Promise<FailureOccurrence | undefined>,
     private readonly intervalMs: number,
     /** True while live holders may still be renewing leases that ran out during a Redis outage (LeaseTrust). */
-    private readonly holdersCatchingUp: () => Promise<boolean>,
+    private readonly holdersCatchingUp: () => boolean,
     /** Runs the run queue can take now. */
     private readonly room: () => number,
   ) {}
@@ -59,17 +59,20 @@ export class ClaimTakeover {
   }
 
   private async takeOver(): Promise<void> {
-    if (this.room() <= 0 || (await this.holdersCatchingUp())) return;
-    // Sized after the await, and counted against the room from now: other sources would take it meanwhile.
+    if (this.room() <= 0) return;
+    // Counted against the room from now: other sources would take it meanwhile.
     const room = Math.min(BATCH, this.room());
     if (room > 0) await this.dispatcher.delivering(room, () => this.takeOverUpTo(room));
   }
 
   private async takeOverUpTo(room: number): Promise<void> {
-    const expired = await this.claims.expired(room);
+    // While live holders may be catching up after an outage, only the claims handed back.
+    const handedBackOnly = this.holdersCatchingUp();
+    const expired = await this.claims.expired(room, handedBackOnly);
     // Asked again: a call sent before an outage is answered the moment Redis is back, when
-    // every lease has run out and the live holders have not renewed yet.
-    if (await this.holdersCatchingUp()) return;
+    // every lease has run out and the live holders have not renewed yet. (The claim rule
+    // would grant none of them then; this spares restoring them.)
+    if (!handedBackOnly && this.holdersCatchingUp()) return;
     const byOccurrence = new Map<string, HeldClaim[]>();
     for (const claim of expired) {
       byOccurrence.set(claim.occurrenceId, [...(byOccurrence.get(claim.occurrenceId) ?? []), claim]);

@@ -30,7 +30,7 @@ interface Waiting {
  * then. Until then its claim is parked in Redis (park.lua), so the wait costs no slot or
  * renewal here. This owner looks at the parent again on a timer of its own, and takes the
  * claim back (its owner may, any time) once the parent is settled or the wait is over:
- * not through the take-over, which waits while Redis is younger than a lease (LeaseTrust).
+ * not through the take-over, which waits a lease after an outage (LeaseTrust).
  * The park's lease ends `leaseMs` after that look is due, so another replica takes the
  * wait over only when this owner missed it (it died or stalled); at shutdown the parked
  * claims are handed back, to be taken over at once.

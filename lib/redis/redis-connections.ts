@@ -9,6 +9,9 @@ import { type RedisTarget, describeCluster, startupNodesOf } from './redis-targe
 /** A connection of the module: to one Redis server, or to a Redis Cluster. */
 type RedisClient = Redis | Cluster;
 
+/** The longest pause between two reconnection attempts of the module's connections (unless the app's options give their own retryStrategy). */
+export const MAX_RECONNECT_DELAY_MS = 2000;
+
 /**
  * How often a connection made while Redis loads its data asks again whether it is done.
  * ioredis waits the server's own loading estimate (up to 10 s) by default: a holder whose
@@ -51,7 +54,8 @@ interface Role {
  */
 export class RedisConnections {
   private readonly logger = new Logger('FlowFailureModule');
-  private recoveredAt = 0;
+  /** performance.now() when a connection last came back from an outage. */
+  private recoveredAt = -Infinity;
   private readonly recoveryListeners: (() => void)[] = [];
 
   private constructor(
@@ -95,15 +99,13 @@ export class RedisConnections {
     return connections;
   }
 
-  /**
-   * True for `windowMs` after the command connection came back from an outage. Leases
-   * kept in Redis ran out while nobody could renew them; until every live holder has
-   * renewed, an expired lease says nothing about its holder being gone.
-   */
-  recentlyRecovered(windowMs: number): boolean {
-    return Date.now() - this.recoveredAt < windowMs;
+  /** Milliseconds since one of the connections last came back from an outage; 0 while one is down. */
+  msSinceRecovered(): number {
+    if (this.all.some((client) => client.status !== 'ready')) return 0;
+    return performance.now() - this.recoveredAt;
   }
 
+  /** Called each time the command connection is back from an outage. */
   onRecovered(listener: () => void): void {
     this.recoveryListeners.push(listener);
   }
@@ -129,10 +131,8 @@ export class RedisConnections {
       down = false;
       lastError = 'connection closed';
       this.logger.log(MESSAGES.redisBack(this.address, name));
-      if (client === this.commands) {
-        this.recoveredAt = Date.now();
-        for (const listener of this.recoveryListeners) listener();
-      }
+      this.recoveredAt = performance.now();
+      if (client === this.commands) for (const listener of this.recoveryListeners) listener();
     });
   }
 }
@@ -143,7 +143,7 @@ function create(target: RedisTarget, role: Role): RedisClient {
     const base = target.kind === 'cluster-client' ? target.client.options : target.options;
     const nodes: ClusterNode[] = target.kind === 'cluster-client' ? startupNodesOf(target.client) : target.nodes;
     return whenConnected((connected) => {
-      const retry = base.clusterRetryStrategy ?? ((times: number) => Math.min(100 + times * 2, 2000));
+      const retry = base.clusterRetryStrategy ?? ((times: number) => Math.min(100 + times * 2, MAX_RECONNECT_DELAY_MS));
       const options: ClusterOptions = {
         ...base,
         lazyConnect: true,
@@ -156,7 +156,7 @@ function create(target: RedisTarget, role: Role): RedisClient {
   }
   const base: RedisOptions & { url?: string } = target.kind === 'client' ? target.client.options : target.options;
   return whenConnected((connected) => {
-    const retry = base.retryStrategy ?? ((times: number) => Math.min(times * 50, 2000));
+    const retry = base.retryStrategy ?? ((times: number) => Math.min(times * 50, MAX_RECONNECT_DELAY_MS));
     const overrides: RedisOptions = {
       ...nodeOverrides(role),
       enableAutoPipelining: role.enableAutoPipelining ?? false,

@@ -11,6 +11,7 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { ClaimStore } from '../claims/claim.store.js';
+import { LeaseTrust } from '../claims/lease-trust.js';
 import { LuaScripts } from '../claims/lua-scripts.js';
 import { ReadAndClaim } from '../claims/read-and-claim.js';
 import { BadJobs } from '../classifier/bad-jobs.js';
@@ -22,7 +23,6 @@ import { DeadLetterQueue } from '../dead-letters/dead-letter-queue.js';
 import { HandlerExplorer } from '../discovery/handler.explorer.js';
 import { HandlerRegistry } from '../discovery/handler.registry.js';
 import { ClaimTakeover } from '../dispatcher/claim-takeover.js';
-import { LeaseTrust } from '../dispatcher/lease-trust.js';
 import { FailureDispatcher } from '../dispatcher/failure.dispatcher.js';
 import { OccurrenceRestorer } from '../dispatcher/occurrence-restorer.js';
 import type { RunResult } from '../dispatcher/run.js';
@@ -68,6 +68,7 @@ const CLOSE_FLOOR_MS = 200;
 /** Everything that exists between bootstrap and shutdown. */
 interface Running {
   connections: RedisConnections;
+  leaseTrust: LeaseTrust;
   loader: JobLoader;
   pipeline: FailurePipeline;
   reservations: WorkerReservations;
@@ -133,7 +134,8 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const config = this.config;
     const [connections, telemetry] = await Promise.all([RedisConnections.open(config.connection), Telemetry.load()]);
     this.running = this.assemble(config, connections, telemetry);
-    const { stream, workers, sweep, takeover, deadLetters } = this.running;
+    const { stream, workers, sweep, takeover, deadLetters, leaseTrust } = this.running;
+    await leaseTrust.start();
     deadLetters.start();
     const queues = this.registry.watchedQueues;
     if (config.sources.includes('stream')) await stream.start();
@@ -154,7 +156,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     running.workers.detachAll();
     // What the Workers still run fails unwatched here: other replicas claim it at once.
     await within(budget.left(), running.reservations.release().catch((error: unknown) => this.logger.warn(MESSAGES.reservationsNotReturned(error))));
-    await within(budget.left(), Promise.all([running.stream.stop(), running.sweep.stop(), running.takeover.stop()]));
+    await within(budget.left(), Promise.all([running.stream.stop(), running.sweep.stop(), running.takeover.stop(), running.leaseTrust.stop()]));
     await within(budget.left(), running.pipeline.drained());
     await running.dispatcher.stop(budget);
     await within(budget.left(), running.deadLetters.close());
@@ -202,7 +204,10 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const badJobs = new BadJobs(commands, keys);
     const children = new FlowChildrenReader(new LuaScripts(jobs), keys);
     const classifier = new FailureClassifier(jobs, loader, children, keys, recent, parentInterest, badJobs);
-    const claims = new ClaimStore(commands, scripts, keys, this.owner, config.leaseMs, config.dedupTtlMs, config.deadLetterTtlMs);
+    const leaseTrust = new LeaseTrust(scripts, keys.leases, () => connections.msSinceRecovered(), config.leaseMs);
+    const claims = new ClaimStore(commands, scripts, keys, this.owner, config.leaseMs, config.dedupTtlMs, config.deadLetterTtlMs, () =>
+      leaseTrust.takeExpiredOn(),
+    );
     const deadLetters: DeadLetterQueue = new DeadLetterQueue(
       jobs,
       keys,
@@ -241,9 +246,11 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
     const pipeline = new FailurePipeline(classifier, dispatcher, recent, keys);
     const deliver = (signals: Parameters<FailurePipeline['deliver']>[0]) => pipeline.deliver(signals);
-    const leaseTrust = new LeaseTrust(commands, (windowMs) => connections.recentlyRecovered(windowMs), config.leaseMs);
     const holdersCatchingUp = () => leaseTrust.holdersCatchingUp();
-    connections.onRecovered(() => void dispatcher.renewLeases());
+    connections.onRecovered(() => {
+      void dispatcher.renewLeases();
+      leaseTrust.recovered();
+    });
     const positions = new StreamPositions(commands, keys, (queue, endMs) => {
       telemetry.gapFound(queue);
       sweep.sweepGap(queue, endMs);
@@ -271,7 +278,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         askChildren: parentInterest(queueName, undefined, true) || parentInterest(queueName, undefined, false),
         handlers: this.registry.handlersOf(queueName),
       })),
-      claims.readClaimArgs(),
+      () => claims.readClaimArgs(),
       CHILDREN_PER_GROUP,
     );
     const sweep = new SweepSource(commands, scripts, keys, positions, deliver, (ids) => claims.recorded(ids), capacity, {
@@ -281,6 +288,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     });
     return {
       connections,
+      leaseTrust,
       loader,
       pipeline,
       reservations,
@@ -320,7 +328,6 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
           queues,
           consumer: this.owner,
           leaseMs: config.leaseMs,
-          holdersCatchingUp,
           catchUpClaims: Math.max(1, Math.floor((config.concurrency * BACKLOG_PER_SLOT) / 2)),
           onBehind: () => sweep.readerBehind(),
           onCaughtUp: () => sweep.readerCaughtUp(),

@@ -107,7 +107,7 @@ describe('one bad failed job among good ones', () => {
     // A replica reads and claims these failures, then stops before anything else (no
     // snapshot stored), and its entries are trimmed away: only the take-over can deliver them.
     const blocking = redis.connection();
-    const dead = claimStore(redis.connection(), keys, 'dead-replica', 1000, 60_000);
+    const dead = await claimStore(redis.connection(), keys, 'dead-replica', 1000, 60_000);
     const loader = jobLoader(redis.connection(), keys);
     const script = failureReads(blocking, keys, 'dead-replica', ['items'], loader, { store: dead, handlers: () => ['child-failed:RecordingHandlers.child'] });
     const read = blocking.call('XREADGROUP', 'GROUP', keys.group, 'dead-replica', 'COUNT', 100, 'STREAMS', keys.eventsStream('items'), '>');

@@ -29,7 +29,7 @@ describe('ClaimStore', () => {
   });
 
   test('replicas claiming the same batch at once: every handler of every occurrence is granted once', async () => {
-    const replicas = [store('a'), store('b'), store('c')];
+    const replicas = await Promise.all([store('a'), store('b'), store('c')]);
     const batch = ['q:1:100', 'q:2:100', 'q:3:100'].map((id) => request(id, 'parent-failed:H.undo', 'child-failed:H.alert'));
     const granted = (await Promise.all(replicas.map((replica) => replica.claim(batch, { markerTtlMs: 60_000 }).then(grantedOnly)))).flat();
     expect(members(granted)).toEqual(
@@ -38,28 +38,46 @@ describe('ClaimStore', () => {
   });
 
   test('a claim call says which occurrences it recorded first: each one in one call among replicas', async () => {
-    const replicas = [store('a'), store('b')];
+    const replicas = await Promise.all([store('a'), store('b')]);
     const batch = ['q:30:100', 'q:31:100'].map((id) => request(id, 'h1'));
     const results = await Promise.all(replicas.map((replica) => replica.claim(batch, { markerTtlMs: 60_000 })));
     expect(results.flatMap((r) => r.firstRecorded).sort()).toEqual(['q:30:100', 'q:31:100']);
-    expect((await store('c').claim(batch, { markerTtlMs: 60_000 })).firstRecorded).toEqual([]);
+    expect((await (await store('c')).claim(batch, { markerTtlMs: 60_000 })).firstRecorded).toEqual([]);
   });
 
   test('one call mixes fresh, held and expired claims; only the free ones are granted', async () => {
-    const first = store('first', 50);
+    const first = await store('first', 50);
     await first.claim([request('q:4:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
-    const held = store('held');
+    const held = await store('held');
     await held.claim([request('q:5:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     await new Promise((resolve) => setTimeout(resolve, 120)); // q:4's lease (50 ms) runs out
 
-    const taker = store('taker');
+    const taker = await store('taker');
     const granted = await taker.claim([request('q:4:100', 'h1'), request('q:5:100', 'h1'), request('q:6:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     // q:4 is taken over (its second attempt), q:5 is still held, q:6 is new.
     expect(members(granted)).toEqual(['h1@q:4:100#2', 'h1@q:6:100#1']);
   });
 
+  test('an expired lease is taken only on the server the caller trusted: none while holders catch up after an outage, none in a call resent after a restart; a claim handed back is taken at once', async () => {
+    const holder = await store('holder', 50);
+    await holder.claim([request('q:50:100', 'h1')], { markerTtlMs: 60_000 });
+    const closing = await store('closing');
+    const [handedBack] = (await closing.claim([request('q:52:100', 'h1')], { markerTtlMs: 60_000 })).granted;
+    expect(await closing.lease([handedBack], 'release')).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 120)); // the holder's lease (50 ms) runs out
+    const catchingUp = await claimStore(redis.connection(), keys, 'catching-up', 60_000, 60_000, '');
+    const resentAfterRestart = await claimStore(redis.connection(), keys, 'resent', 60_000, 60_000, 'run-id-of-the-server-before-its-restart');
+
+    // A new occurrence and a claim handed back are claimed all the same; the expired claim is left to the take-over.
+    expect((await catchingUp.expired(100, true)).map((c) => c.occurrenceId)).toEqual(['q:52:100']);
+    const claims = [request('q:50:100', 'h1'), request('q:51:100', 'h1'), request('q:52:100', 'h1')];
+    expect(members(await catchingUp.claim(claims, { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:51:100#1', 'h1@q:52:100#2']);
+    expect(await resentAfterRestart.claim([request('q:50:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
+    expect(members(await (await store('taker')).claim([request('q:50:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:50:100#2']);
+  });
+
   test("a forgotten occurrence's expired lease is dropped; a live claim's is not", async () => {
-    const holder = store('holder', 50);
+    const holder = await store('holder', 50);
     const [claim] = await holder.claim([request('q:9:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     await new Promise((resolve) => setTimeout(resolve, 120));
     const expired = async () => (await holder.expired(100)).filter((c) => c.occurrenceId === 'q:9:100');
@@ -72,10 +90,10 @@ describe('ClaimStore', () => {
   });
 
   test('outcomes reported together are settled together, each against its own claim', async () => {
-    const owner = store('slow-owner', 50);
+    const owner = await store('slow-owner', 50);
     const [lost] = await owner.claim([request('q:10:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     await new Promise((resolve) => setTimeout(resolve, 120)); // its lease runs out and another replica takes it
-    expect(members(await store('new-owner').claim([request('q:10:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:10:100#2']);
+    expect(members(await (await store('new-owner')).claim([request('q:10:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:10:100#2']);
     const both = await owner.claim([request('q:11:100', 'h1', 'h2')], { markerTtlMs: 60_000 }).then(grantedOnly);
 
     const outcomes = await Promise.all([
@@ -90,22 +108,22 @@ describe('ClaimStore', () => {
   });
 
   test('a parked claim (a retry waiting for its backoff) keeps its attempts: its owner takes it back at once, anyone else once its lease ends', async () => {
-    const owner = store('parker');
+    const owner = await store('parker');
     const [claim] = await owner.claim([request('q:40:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     expect(await owner.park([{ ...claim, delayMs: 300, attemptsMade: 1 }])).toEqual([true]);
     expect((await redis.redis.hgetall(keys.occurrence('q:40:100')))['h:h1']).toBe('wait|parker|1');
-    expect(await store('other').claim([request('q:40:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
+    expect(await (await store('other')).claim([request('q:40:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
     expect(members(await owner.claim([request('q:40:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:40:100#2']);
 
     // Its owner gone: the next attempt is anyone's once the lease ends, and counts as the second.
     const [again] = await owner.claim([request('q:41:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     await owner.park([{ ...again, delayMs: 100, attemptsMade: 1 }]);
     await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(members(await store('other').claim([request('q:41:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:41:100#2']);
+    expect(members(await (await store('other')).claim([request('q:41:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:41:100#2']);
   });
 
   test('recorded: claimed, settled and no-handler occurrences are; unseen ones are not', async () => {
-    const owner = store('recorder');
+    const owner = await store('recorder');
     await owner.claim([request('q:12:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     const [settled] = await owner.claim([request('q:13:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     await owner.settle(settled, { outcome: 'done' });
@@ -115,22 +133,22 @@ describe('ClaimStore', () => {
   });
 
   test('a done claim is never granted again, nor is a dead one without revive', async () => {
-    const owner = store('owner');
+    const owner = await store('owner');
     const [done] = await owner.claim([request('q:7:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     const [dead] = await owner.claim([request('q:8:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly);
     expect(await owner.settle(done, { outcome: 'done' })).toBe(true);
     expect(await owner.settle(dead, { outcome: 'dead' })).toBe(true);
 
-    const other = store('other');
+    const other = await store('other');
     const batch = [request('q:7:100', 'h1'), request('q:8:100', 'h1')];
     expect(await other.claim(batch, { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
     expect(members(await other.claim(batch, { revive: true, markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:8:100#2']);
   });
 
   test("releaseUnwanted gives up the claims of handlers that do not want the occurrence: this owner's and expired ones, never another's live claim", async () => {
-    const owner = store('reader');
-    const stale = store('stale', 50);
-    const other = store('other');
+    const owner = await store('reader');
+    const stale = await store('stale', 50);
+    const other = await store('other');
     await owner.claim([{ occurrenceId: 'q:16:100', snapshot: '', handlerKeys: ['wanted', 'unwanted'] }], { markerTtlMs: 60_000 }).then(grantedOnly);
     await stale.claim([request('q:17:100', 'expired')], { markerTtlMs: 60_000 }).then(grantedOnly);
     await other.claim([request('q:17:100', 'live')], { markerTtlMs: 60_000 }).then(grantedOnly);
@@ -180,7 +198,7 @@ describe('ClaimStore', () => {
     });
 
     test('is taken only for the attempt running now, never once it has ended', async () => {
-      const worker = store('worker');
+      const worker = await store('worker');
       const { attempt, fail } = await attempts.running(2);
       expect(await worker.reserve({ ...attempt, attemptsStarted: 1 })).toBe(false);
       expect(await worker.reserve(attempt)).toBe(true);
@@ -192,8 +210,8 @@ describe('ClaimStore', () => {
     });
 
     test("while it lives, others claim in the reserver's name until it ends; the reserver's claimReserved takes them and ends it", async () => {
-      const worker = store('worker', 5000);
-      const other = store('other');
+      const worker = await store('worker', 5000);
+      const other = await store('other');
       const { attempt, id } = await reservedFailure(worker);
       const reserved = { ...request(id, 'h1', 'h2'), failedAttempt: attempt };
 
@@ -210,19 +228,19 @@ describe('ClaimStore', () => {
     });
 
     test("the reserver's own claim is granted as usual, and another attempt's reservation changes nothing", async () => {
-      const worker = store('worker');
+      const worker = await store('worker');
       const { attempt, id } = await reservedFailure(worker);
       expect(members(await worker.claim([{ ...request(id, 'h1'), failedAttempt: attempt }], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual([`h1@${id}#1`]);
       // The third attempt of another job runs, reserved; a failure of its second is claimed as usual.
       const third = await attempts.running(3);
       expect(await worker.reserve(third.attempt)).toBe(true);
       const second = { ...request(`held:${third.attempt.jobId}:100`, 'h1'), failedAttempt: { ...third.attempt, attemptsStarted: 2 } };
-      expect(members(await store('other').claim([second], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual([`h1@held:${third.attempt.jobId}:100#1`]);
+      expect(members(await (await store('other')).claim([second], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual([`h1@held:${third.attempt.jobId}:100#1`]);
     });
 
     test('one that lapses unconverted (its process died): the claims taken in its name are taken over once it ends', async () => {
-      const gone = store('gone', 1000);
-      const other = store('other');
+      const gone = await store('gone', 1000);
+      const other = await store('other');
       const { attempt, id } = await reservedFailure(gone);
       const reserved = { ...request(id, 'h1'), failedAttempt: attempt };
       expect(await other.claim([reserved], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);

@@ -105,7 +105,7 @@ describe('claims taken with the stream read', () => {
     // The replica that stops: it reads the failures and takes their claims (a 100 ms lease), then nothing more.
     const blocking = spec.redis.connection();
     const loader = jobLoader(spec.redis.connection(), keys);
-    const stopped = claimStore(spec.redis.connection(), keys, 'stopped-replica', 100, 60_000);
+    const stopped = await claimStore(spec.redis.connection(), keys, 'stopped-replica', 100, 60_000);
     const prefetch = failureReads(blocking, keys, 'stopped-replica', [...streams.values()], loader, {
       store: stopped,
       handlers: (queue) => HANDLER_KEYS[queue as keyof typeof HANDLER_KEYS],

@@ -142,7 +142,7 @@ describe('the read-and-claim script behind each stream read', () => {
     await worker.close();
     await retried.retry('failed');
     const finishedOn = (await queue.getJob(terminal.id as string))?.finishedOn as number;
-    const reader = claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
+    const reader = await claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
     const { read, prefetch } = consumer('d', { store: reader, handlers: () => ['h1', 'h2'] });
 
     const { pairs, found } = await read();
@@ -161,7 +161,7 @@ describe('the read-and-claim script behind each stream read', () => {
     expect(signals.map((signal) => signal.claimed?.granted.length)).toEqual([2, undefined]);
 
     // The read took them in the same occurrence, leases and states as the claim script: nobody gets them again.
-    const other = claimStore(spec.redis.connection(), keys, 'other', 60_000, 60_000);
+    const other = await claimStore(spec.redis.connection(), keys, 'other', 60_000, 60_000);
     expect(await other.claim([{ occurrenceId: id, snapshot: '{}', handlerKeys: ['h1', 'h2'] }], { markerTtlMs: 60_000 })).toEqual({ granted: [], firstRecorded: [] });
     expect(await spec.redis.redis.hgetall(keys.occurrence(id))).toEqual({ 'h:h1': 'run|reader|1', 'h:h2': 'run|reader|1' });
   });
@@ -171,7 +171,7 @@ describe('the read-and-claim script behind each stream read', () => {
     const queue = spec.redis.queue('payments');
     const jobs = await Promise.all(Array.from({ length: 4 }, () => queue.add('charge', { fail: true })));
     await failed(...jobs);
-    const reader = claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
+    const reader = await claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
     const { read } = consumer('f', { store: reader, handlers: () => ['h1'] });
 
     const { found } = await read(2);
@@ -184,9 +184,9 @@ describe('the read-and-claim script behind each stream read', () => {
   test("a failure a Worker reserved is claimed in that Worker's name, not granted to the read", async () => {
     const attempts = spec.closeAfter(new HeldAttempts(spec.redis, 'payments'));
     const held = await attempts.running();
-    expect(await claimStore(spec.redis.connection(), keys, 'worker', 60_000, 60_000).reserve(held.attempt)).toBe(true);
+    expect(await (await claimStore(spec.redis.connection(), keys, 'worker', 60_000, 60_000)).reserve(held.attempt)).toBe(true);
     const finishedOn = await held.fail();
-    const reader = claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
+    const reader = await claimStore(spec.redis.connection(), keys, 'reader', 60_000, 60_000);
     const { read } = consumer('e', { store: reader, handlers: () => ['h1'] });
 
     const id = occurrenceId('payments', held.attempt.jobId, finishedOn);

@@ -85,12 +85,10 @@ describe('Redis restarting under a running app', () => {
     }
   });
 
-  // Module bug: the instance that is back first takes the claim over at once. Its claim
-  // reaper (ClaimReaper.reap) and its stream's take-over of idle entries (StreamSource.
-  // recoverIdle) ask `holdersCatchingUp()` before a Redis call (EXPIRED, XAUTOCLAIM) that,
-  // sent during the outage, waits in the offline queue and is answered the moment the
-  // connection is back: before the holder has renewed, and before the catch-up window that
-  // should have held them off. They act on that answer without asking again.
+  // The instance that is back first must not take the claim over: its take-over (ClaimTakeover)
+  // and its stream's take-over of idle entries (StreamSource.recoverIdle) send calls during
+  // the outage (EXPIRED, XAUTOCLAIM) that are answered the moment the connection is back,
+  // before the holder has renewed; they ask LeaseTrust again before acting on the answer.
   test('a claim whose lease ran out during an outage is renewed by its live holder, not taken over by another instance that is back first', async () => {
     const server = await spec.server({ appendOnly: true });
     const { failChild } = failingChildren(server);
@@ -117,8 +115,8 @@ describe('Redis restarting under a running app', () => {
     await server.restart(2000);
     // The holder renews it once its connection is back...
     await waitUntil('the lease renewed', async () => Number(await redis.zscore(keys.leases, claim)) > leaseBefore + 2000);
-    // ...and runs on well past the end of the other's catch-up window (a lease after it was back).
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // ...and runs on past the end of the other's catch-up window (4 s after it was back: more than the lease).
+    await new Promise((resolve) => setTimeout(resolve, 4500));
     [holder, other].forEach((app) => app.log.release());
     await waitUntil('the handler completed', () => holder.log.runs.length === 1);
     await settle(holder, other);

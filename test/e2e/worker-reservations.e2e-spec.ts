@@ -77,7 +77,7 @@ describe("a Worker's reservations", () => {
   test('a replica that reserved failures and died before claiming them: another runs each handler once, after each reservation ends', async () => {
     // The replica that dies: its Worker reserves each charge as it starts it (for 2 s), then
     // fails it and is gone. Its orders Worker fails the parents (no reservation).
-    const dead = claimStore(spec.redis.connection(), keys, 'dead-replica', 2000, 60_000);
+    const dead = await claimStore(spec.redis.connection(), keys, 'dead-replica', 2000, 60_000);
     const reserved: Promise<boolean>[] = [];
     spec.worker('payments', async (job) => {
       const taken = dead.reserve({ queueName: 'payments', jobId: job.id as string, attemptsStarted: job.attemptsStarted });

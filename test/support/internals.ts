@@ -43,8 +43,14 @@ export function moduleKeys(prefix: string, group = 'flow-failure'): RedisKeys {
   return new RedisKeys(prefix, group);
 }
 
-export function claimStore(connection: Redis, keys: RedisKeys, owner: string, leaseMs: number, dedupTtlMs: number): ClaimStore {
-  return new ClaimStore(connection, new LuaScripts(connection), keys, owner, leaseMs, dedupTtlMs, dedupTtlMs);
+/**
+ * A claim store as an instance's long past its catch-up window: it takes expired leases on
+ * this server (LeaseTrust), unless `takeExpiredOn` says otherwise.
+ */
+export async function claimStore(connection: Redis, keys: RedisKeys, owner: string, leaseMs: number, dedupTtlMs: number, takeExpiredOn?: string): Promise<ClaimStore> {
+  const scripts = new LuaScripts(connection);
+  const runId = takeExpiredOn ?? String(await scripts.run('runId', [keys.leases], []));
+  return new ClaimStore(connection, scripts, keys, owner, leaseMs, dedupTtlMs, dedupTtlMs, () => runId);
 }
 
 export function jobLoader(connection: Redis, keys: RedisKeys): JobLoader {
@@ -68,7 +74,7 @@ export function failureReads(blocking: Redis, keys: RedisKeys, consumer: string,
     askChildren: true,
     handlers: claims?.handlers(queueName) ?? [],
   }));
-  const script = new ReadAndClaim(new LuaScripts(blocking), keys, consumer, streams, claims?.store.readClaimArgs(), CHILDREN_PER_GROUP);
+  const script = new ReadAndClaim(new LuaScripts(blocking), keys, consumer, streams, claims ? () => claims.store.readClaimArgs() : undefined, CHILDREN_PER_GROUP);
   return new FailureReads(script, keys, loader, new FlowChildrenReader(new LuaScripts(blocking), keys));
 }
 

@@ -7,7 +7,8 @@
     ARGV[1]      owner
     ARGV[2]      leaseMs
     ARGV[3]      mode: 'renew' pushes each deadline to now + leaseMs (never earlier);
-                 'release' sets it to now, so that any replica may take the claim at once
+                 'release' sets it to 0: handed back, any replica may take the claim at
+                 once, even while holders may be catching up after an outage (claimOccurrence)
     then per claim: handler, occurrence id
 
   Output:
@@ -25,7 +26,7 @@ for i = 2, #KEYS do
     if ARGV[3] == 'renew' then
       redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[2]), member)
     else
-      redis.call('ZADD', KEYS[1], 'XX', now, member)
+      redis.call('ZADD', KEYS[1], 'XX', 0, member)
     end
   else
     lost[#lost + 1] = i - 1

@@ -46,7 +46,7 @@
     ARGV[7]     the failed-children key suffix (':unsuccessful')
     ARGV[8]     at most this many children per group (childrenOf)
     then '1' and the claim arguments (leases key, occurrence key prefix, owner, leaseMs,
-    ttlMs, reservation key prefix) to claim, or '0' alone
+    ttlMs, reservation key prefix, takeExpiredOn: see claimOccurrence) to claim, or '0' alone
     then per stream: the id after which to read ('behind'; '0': from the start; ignored
     by 'new'), the queue, its job key prefix (`<prefix>:<queue>:`), '1' when a failed
     job's children are wanted, the number of handlers to claim and their keys
@@ -69,6 +69,7 @@
 ]]
 --- @include "includes/now"
 --- @include "includes/formats"
+--- @include "includes/server-run-id"
 --- @include "includes/claim-occurrence"
 --- @include "includes/children-of"
 local group, consumer, count, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -76,10 +77,10 @@ local room, firstStream = tonumber(ARGV[5]), tonumber(ARGV[6])
 local failedChildrenSuffix, childrenLimit = ARGV[7], tonumber(ARGV[8])
 local a = 9
 local claiming = ARGV[a] == '1'
-local leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix
+local leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix, takeExpiredOn
 if claiming then
-  leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
-  a = a + 7
+  leases, occurrencePrefix, owner, leaseMs, ttl, reservationPrefix, takeExpiredOn = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  a = a + 8
 else
   a = a + 1
 end
@@ -135,7 +136,7 @@ local function readEntry(position, setting, entry)
   if claiming and (catchingUp or room > 0) and #setting.handlers > 0 and reason and finishedOn and finishedOn ~= '' then
     id = occurrenceIdOf(setting.queue, jobId, finishedOn)
     local reservation = attemptsStarted and reservationKeyOf(reservationPrefix, setting.queue, jobId, attemptsStarted) or ''
-    if claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', 0, granted, reservation) then
+    if claimOccurrence(leases, occurrencePrefix .. id, id, ttl, '', setting.handlers, owner, leaseMs, 'claim', 0, granted, reservation, takeExpiredOn) then
       recorded = 1
     end
   end

@@ -26,8 +26,6 @@ export interface StreamSourceOptions {
   consumer: string;
   /** Entries pending longer than this in a consumer that stopped are taken over. */
   leaseMs: number;
-  /** True while live consumers may still be catching up after a Redis outage: idle entries are not taken then. */
-  holdersCatchingUp: () => Promise<boolean>;
   /**
    * The most runs one catch-up read claims: half the handlers' room, so that the next read
    * runs in Redis while the last one's failures are classified and run here.
@@ -349,9 +347,13 @@ export class StreamSource {
     }
   }
 
-  /** Takes over entries that a stopped or crashed consumer read but never acknowledged. */
+  /**
+   * Takes over entries that a stopped or crashed consumer read but never acknowledged. Right
+   * after an outage that consumer may be alive and still delivering them: their failures
+   * then go through the claim rule twice, which grants each claim once, and takes no claim
+   * whose lease ran out while its holder may be catching up (LeaseTrust).
+   */
   private async recoverIdle(): Promise<void> {
-    if (await this.options.holdersCatchingUp().catch(() => true)) return;
     for (const stream of this.queueOfStream.keys()) {
       let cursor = '0-0';
       try {
@@ -363,9 +365,6 @@ export class StreamSource {
             'XAUTOCLAIM', stream, this.keys.group, this.options.consumer, this.options.leaseMs, cursor, 'COUNT', room,
           )) as [string, unknown[], string[] | undefined];
           cursor = next;
-          // Taken, but not delivered while live consumers may still be catching up after an
-          // outage: they stay pending here, idle, and are read again later.
-          if (await this.options.holdersCatchingUp()) return;
           if (entries.length > 0) await this.complete(this.parse([[stream, entries]]));
           // Entries trimmed while pending: nothing to read; the sweep finds their failures.
           if (deleted && deleted.length > 0) await this.commands.xack(stream, this.keys.group, ...deleted);

@@ -17,9 +17,22 @@
   owner recording what it already runs: a claim held in its name counts as taken, and
   the reservation ends.
 
-  Needs: now, formats.
+  An expired lease is taken only when `takeExpiredOn` names this server's run id (one
+  handed back, at 0, always): the
+  caller gives '' while the leases' live holders may still be coming back from an outage
+  (LeaseTrust), and a call it sent before the server restarted, resent after, names the
+  server that is gone. Such claims are left to the take-over, which asks again later.
+
+  Needs: now, formats, server-run-id.
 ]]
-local function claimOccurrence(leases, occurrenceKey, occurrenceId, ttl, snapshot, handlers, owner, leaseMs, mode, position, out, reservation)
+local function leaseFree(lease, takeExpiredOn)
+  if not lease then return true end
+  local deadline = tonumber(lease)
+  -- 0: handed back by its holder (lease.lua), anyone's at once.
+  return deadline <= 0 or (deadline <= now and takeExpiredOn ~= '' and takeExpiredOn == serverRunId())
+end
+
+local function claimOccurrence(leases, occurrenceKey, occurrenceId, ttl, snapshot, handlers, owner, leaseMs, mode, position, out, reservation, takeExpiredOn)
   local created = redis.call('EXISTS', occurrenceKey) == 0
   local holder, deadline, granting = owner, now + leaseMs, true
   if reservation ~= '' then
@@ -47,15 +60,13 @@ local function claimOccurrence(leases, occurrenceKey, occurrenceId, ttl, snapsho
       out[#out + 1] = tonumber(string.sub(state, #held + 1)) or 1
       taken = true
     elseif isRunState(state) then
-      local lease = redis.call('ZSCORE', leases, member)
-      if not lease or tonumber(lease) <= now then
+      if leaseFree(redis.call('ZSCORE', leases, member), takeExpiredOn) then
         attempts = tonumber(string.match(state, '|(%d+)$')) or 0
       end
     elseif isWaitState(state) then
       -- Parked: its owner takes it again when it likes, anyone once its lease has ended;
       -- the attempt that follows is counted then.
-      local lease = redis.call('ZSCORE', leases, member)
-      if startsWith(state, waitStatePrefix(owner)) or not lease or tonumber(lease) <= now then
+      if startsWith(state, waitStatePrefix(owner)) or leaseFree(redis.call('ZSCORE', leases, member), takeExpiredOn) then
         attempts = tonumber(string.match(state, '|(%d+)$')) or 0
       end
     elseif mode == 'revive' and isDeadState(state) then
