@@ -60,12 +60,15 @@ export class RunQueue {
 
   /**
    * How many more runs this instance should take now: it claims what it can run soon, and
-   * leaves the rest to other replicas. A run whose outcome is still being written counts
-   * in full, its claim being held until then: letting such runs off the room let chaos
-   * runs across a Redis restart run handlers twice.
+   * leaves the rest to other replicas. A run whose handler returned is no longer work for
+   * this instance, only an outcome on its way to Redis: those count only past a second
+   * limit (a Redis that is slow to settle still stops the sources), so that a catch-up's
+   * next read does not wait for the last batch's outcomes, whose reply waits in Redis
+   * behind that very read's script.
    */
   get room(): number {
-    return Math.max(0, this.options.backlogLimit - this.backlog);
+    const settlingLetOff = Math.min(this.settling.size, this.options.backlogLimit);
+    return Math.max(0, this.options.backlogLimit - (this.backlog - settlingLetOff));
   }
 
   /** Nothing queued, running, being settled or waiting to retry. */

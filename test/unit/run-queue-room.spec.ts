@@ -67,17 +67,27 @@ describe('RunQueue backpressure', () => {
     void held;
   });
 
-  test('a run whose handler returned keeps its place until its outcome is written', async () => {
+  test('a run whose handler returned frees its place; runs being settled count only past a second limit', async () => {
     const outcomes: (() => void)[] = [];
     const runs = queue(2, { concurrency: 2, settle: () => new Promise<boolean>((resolve) => outcomes.push(() => resolve(true))) });
     const run = (n: number) =>
       ({ handlerKey: 'h', occurrenceId: `o${n}`, attempt: 1, maxAttempt: 1, event: {}, binding: { name: 'H.h', invoke: async () => undefined } }) as unknown as Run;
+    const outcomesPending = async (count: number) => {
+      while (outcomes.length < count) await new Promise((resolve) => setImmediate(resolve));
+    };
     runs.enqueue(run(1));
     runs.enqueue(run(2));
-    while (outcomes.length < 2) await new Promise((resolve) => setImmediate(resolve));
-    // Both handlers returned; their outcomes are on their way to Redis, their claims held.
     expect(runs.room).toBe(0);
+    await outcomesPending(2);
+    // Both handlers returned; their outcomes are on their way to Redis.
+    expect(runs.room).toBe(2);
     expect(runs.backlog).toBe(2);
+    expect(runs.idle).toBe(false);
+    runs.enqueue(run(3));
+    runs.enqueue(run(4));
+    await outcomesPending(4);
+    // Four outcomes being written: two past the second limit.
+    expect(runs.room).toBe(0);
     for (const resolve of outcomes.splice(0)) resolve();
     await new Promise((resolve) => setImmediate(resolve));
     expect(runs.room).toBe(2);
