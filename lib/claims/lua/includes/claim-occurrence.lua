@@ -17,11 +17,11 @@
   owner recording what it already runs: a claim held in its name counts as taken, and
   the reservation ends.
 
-  An expired lease is taken only when `takeExpiredOn` names this server's run id (one
-  handed back, at 0, always): the
-  caller gives '' while the leases' live holders may still be coming back from an outage
-  (LeaseTrust), and a call it sent before the server restarted, resent after, names the
-  server that is gone. Such claims are left to the take-over, which asks again later.
+  An expired lease is taken only when `takeExpiredOn` names this server's run id (a lease
+  handed back, at 0, always is): the caller gives '' while the leases' live holders may
+  still be coming back from an outage (LeaseTrust), and a call it sent before the server
+  restarted, resent after, names the server that is gone. Such claims are left to the
+  take-over, which asks again later.
 
   Needs: now, formats, server-run-id.
 ]]
