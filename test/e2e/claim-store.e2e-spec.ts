@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { HeldAttempts } from '../support/held-attempts.js';
-import { type ClaimRequest, type ClaimResult, type ClaimStore, type GrantedClaim, RedisKeys, claimStore, occurrenceId } from '../support/internals.js';
+import { type ClaimRequest, type ClaimResult, type ClaimStore, type GrantedClaim, RedisKeys, claimStore, occurrenceId, serverRunId } from '../support/internals.js';
+import { Redis } from 'ioredis';
 import { TestRedis, uniquePrefix, waitUntil } from '../support/harness.js';
+import { startRedisServer } from '../support/redis-server.mjs';
 
 /**
  * The one claim mechanism, straight against Redis: every delivery path (Worker, stream,
@@ -74,6 +76,27 @@ describe('ClaimStore', () => {
     expect(members(await catchingUp.claim(claims, { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:51:100#1', 'h1@q:52:100#2']);
     expect(await resentAfterRestart.claim([request('q:50:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly)).toEqual([]);
     expect(members(await (await store('taker')).claim([request('q:50:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:50:100#2']);
+  });
+
+  test('for a Redis user that may not run INFO the run id reads as unknown, and expired leases are still taken over', async () => {
+    const server = await startRedisServer();
+    const admin = new Redis(server.url);
+    await admin.call('ACL', 'SETUSER', 'no-info', 'on', '>secret', '~*', '&*', '+@all', '-info');
+    const limited = new Redis({ port: server.port, username: 'no-info', password: 'secret', enableReadyCheck: false });
+    try {
+      const holder = await claimStore(limited, keys, 'holder', 50, 60_000);
+      await holder.claim([request('q:60:100', 'h1')], { markerTtlMs: 60_000 });
+      await new Promise((resolve) => setTimeout(resolve, 120)); // its lease (50 ms) runs out
+      const taker = await claimStore(limited, keys, 'taker', 60_000, 60_000);
+      expect(members(await taker.claim([request('q:60:100', 'h1')], { markerTtlMs: 60_000 }).then(grantedOnly))).toEqual(['h1@q:60:100#2']);
+      await expect(limited.info('server')).rejects.toThrow(/NOPERM/);
+      expect(await serverRunId(limited, keys)).toBe('unknown');
+      expect(await serverRunId(admin, keys)).toMatch(/^[0-9a-f]{40}$/);
+    } finally {
+      limited.disconnect();
+      await admin.quit();
+      await server.stop();
+    }
   });
 
   test("a forgotten occurrence's expired lease is dropped; a live claim's is not", async () => {

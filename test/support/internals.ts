@@ -43,14 +43,18 @@ export function moduleKeys(prefix: string, group = 'flow-failure'): RedisKeys {
   return new RedisKeys(prefix, group);
 }
 
+/** The run id the claim rule reads on this connection's server (LeaseTrust). */
+export async function serverRunId(connection: Redis, keys: RedisKeys): Promise<string> {
+  return String(await new LuaScripts(connection).run('runId', [keys.leases], []));
+}
+
 /**
  * A claim store as an instance's long past its catch-up window: it takes expired leases on
  * this server (LeaseTrust), unless `takeExpiredOn` says otherwise.
  */
 export async function claimStore(connection: Redis, keys: RedisKeys, owner: string, leaseMs: number, dedupTtlMs: number, takeExpiredOn?: string): Promise<ClaimStore> {
-  const scripts = new LuaScripts(connection);
-  const runId = takeExpiredOn ?? String(await scripts.run('runId', [keys.leases], []));
-  return new ClaimStore(connection, scripts, keys, owner, leaseMs, dedupTtlMs, dedupTtlMs, () => runId);
+  const runId = takeExpiredOn ?? (await serverRunId(connection, keys));
+  return new ClaimStore(connection, new LuaScripts(connection), keys, owner, leaseMs, dedupTtlMs, dedupTtlMs, () => runId);
 }
 
 export function jobLoader(connection: Redis, keys: RedisKeys): JobLoader {
