@@ -246,7 +246,6 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
     const restorer = new OccurrenceRestorer(claims, loader, classifier);
     const pipeline = new FailurePipeline(classifier, dispatcher, recent, keys);
     const deliver = (signals: Parameters<FailurePipeline['deliver']>[0]) => pipeline.deliver(signals);
-    const holdersCatchingUp = () => leaseTrust.holdersCatchingUp();
     connections.onRecovered(() => {
       void dispatcher.renewLeases();
       leaseTrust.recovered();
@@ -302,7 +301,7 @@ export class FlowFailureRuntime implements OnModuleInit, OnApplicationBootstrap,
         (id) => restorer.restore(id),
         // Often, so claims handed back by a closing instance are taken at once; it is one cheap script.
         Math.min(1000, Math.floor(config.leaseMs / 2)),
-        holdersCatchingUp,
+        () => leaseTrust.holdersCatchingUp(),
         () => dispatcher.room,
       ),
       workers: new WorkerSource(config.prefix, deliver, {

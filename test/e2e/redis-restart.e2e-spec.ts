@@ -85,10 +85,11 @@ describe('Redis restarting under a running app', () => {
     }
   });
 
-  // The instance that is back first must not take the claim over: its take-over (ClaimTakeover)
-  // and its stream's take-over of idle entries (StreamSource.recoverIdle) send calls during
-  // the outage (EXPIRED, XAUTOCLAIM) that are answered the moment the connection is back,
-  // before the holder has renewed; they ask LeaseTrust again before acting on the answer.
+  // The instance that is back first must not take the claim over. Its take-over (ClaimTakeover)
+  // may have sent EXPIRED during the outage, answered the moment the connection is back and
+  // before the holder has renewed; every claim it then sends (the take-over's, or a stream
+  // read's of an entry it took with XAUTOCLAIM) is judged in Redis by the claim rule, which
+  // takes no expired lease while LeaseTrust says the holders may be catching up.
   test('a claim whose lease ran out during an outage is renewed by its live holder, not taken over by another instance that is back first', async () => {
     const server = await spec.server({ appendOnly: true });
     const { failChild } = failingChildren(server);
